@@ -1,0 +1,134 @@
+"""`python -m style_core CONTENT STYLE [STYLE ...] -o OUT`: argparse and a tqdm bar over `stylize()`.
+
+Every StyleConfig field is a flag (generated from the dataclass, so the two never drift apart). Failures
+end with one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import types
+import typing
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .config import DEFAULT_PRESET, PRESET_HELP, PRESETS, ConfigError, StyleConfig, preset
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
+
+
+def _field_kind(annotation: object) -> tuple[type, bool]:
+    """(element type, is a tuple) for the annotations StyleConfig uses."""
+    hint = typing.get_type_hints(StyleConfig)[annotation] if isinstance(annotation, str) else annotation
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
+        hint = args[0]
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], True
+    return hint, False  # type: ignore[return-value]
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (`--help` still shows the full usage)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="python -m style_core",
+        description="Repaint a photo in the style of one or more pictures (neural style transfer).",
+    )
+    parser.add_argument("content", nargs="?", help="the photo to repaint")
+    parser.add_argument("styles", nargs="*", help="one or more style pictures")
+    parser.add_argument("-o", "--output", default="out.png", help="output file (.png, .jpg, .webp)")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"named settings ({', '.join(PRESETS)})")
+    parser.add_argument("--list-presets", action="store_true", help="list the presets and exit")
+    parser.add_argument("--save-frames", metavar="DIR", help="also save every frame as a PNG in DIR")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    hints = typing.get_type_hints(StyleConfig)
+    for f in fields(StyleConfig):
+        kind, is_tuple = _field_kind(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        extra: dict = {"help": f"{f.metadata.get('help', '')} (default {default})", "default": None, "dest": f.name}
+        if kind is bool:
+            extra.update(type=_parse_bool, metavar="BOOL")
+        elif is_tuple:
+            extra.update(type=kind, nargs="+")
+        else:
+            extra.update(type=kind)
+        parser.add_argument(flag, **extra)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> StyleConfig:
+    overrides = {}
+    for f in fields(StyleConfig):
+        value = getattr(args, f.name)
+        if value is not None:
+            overrides[f.name] = tuple(value) if isinstance(value, list) else value
+    return preset(args.preset, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .engine import StylizeError, stylize
+    from .images import ImageError, save_image
+    from .weights import WeightsError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_presets:
+        for name in PRESETS:
+            print(f"{name:14s} {PRESET_HELP.get(name, '')}")
+        return 0
+    if not args.content or not args.styles:
+        parser.error("give a content photo and at least one style picture")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        config = config_from_args(args)
+        if Path(args.output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+            raise ImageError(f"cannot save '{args.output}': use .png, .jpg or .webp")
+        frames = stylize(args.content, args.styles, config)
+        bar = None
+        frame = None
+        for frame in frames:
+            if bar is None:
+                bar = tqdm(total=frame.total_steps, unit="step", disable=args.quiet, file=sys.stderr)
+            bar.update(frame.step - bar.n)
+            bar.set_postfix(scale=f"{frame.scale}px", loss=f"{frame.losses.get('total', float('nan')):.4g}")
+            if frame.message:
+                tqdm.write(f"note: {frame.message}", file=sys.stderr)
+            if args.save_frames:
+                save_image(frame.image, Path(args.save_frames) / f"frame_{frame.step:05d}.png")
+        if bar is not None:
+            bar.close()
+        if frame is None:
+            raise StylizeError("the run produced no picture")
+        path = save_image(frame.image, args.output)
+        print(f"saved {path} ({frame.image.width}x{frame.image.height}, {frame.step} steps, {frame.elapsed:.1f} s)")
+        return 0
+    except (ImageError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (StylizeError, WeightsError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,169 @@
+"""The one settings object for a run, its validation, and the named presets that fill it.
+
+Loss weights are scale-free by default (each term is divided by its target's magnitude), so the same
+numbers work on VGG19 with ImageNet weights and on the offline Caffe-style VGG16.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+STYLE_LOSSES = ("gram", "w2")
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "blend")
+POOLINGS = ("max", "avg")
+BACKBONES = ("vgg19", "vgg16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """A setting out of range; the message names the setting and what it accepts."""
+
+
+@dataclass
+class StyleConfig:
+    """Everything that decides a stylization. `help` metadata feeds the CLI and the app's tooltips."""
+
+    size: int = field(default=384, metadata={"help": "long side of the output, px"})
+    start_size: int = field(default=64, metadata={"help": "long side of the first (coarsest) scale, px"})
+    scale_factor: float = field(default=math.sqrt(2), metadata={"help": "growth between scales"})
+    steps: int = field(default=300, metadata={"help": "optimizer steps over all scales"})
+    schedule_decay: float = field(
+        default=0.85, metadata={"help": "each larger scale gets this share of the previous one's steps"}
+    )
+    content_weight: float = field(default=1.0, metadata={"help": "how strongly the photo's content is kept"})
+    style_weight: float = field(default=5.0, metadata={"help": "how strongly the style is imposed"})
+    tv_weight: float = field(default=10.0, metadata={"help": "smoothness (total variation) weight"})
+    content_layers: tuple[str, ...] = field(default=("relu4_2",), metadata={"help": "content layers"})
+    style_layers: tuple[str, ...] = field(
+        default=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), metadata={"help": "style layers"}
+    )
+    style_layer_weights: tuple[float, ...] | None = field(default=None, metadata={"help": "one weight per style layer"})
+    layer_weight_exp: float = field(
+        default=1.0, metadata={"help": "style layer i weighted by exp**i (before normalising)"}
+    )
+    style_blend: tuple[float, ...] | None = field(default=None, metadata={"help": "one blend weight per style picture"})
+    style_scale: float = field(default=1.0, metadata={"help": "style picture size relative to the output"})
+    style_loss: str = field(default="gram", metadata={"help": "gram (Gatys) or w2 (Wasserstein-2 of Gaussian fits)"})
+    normalize_losses: bool = field(default=True, metadata={"help": "divide each term by its target's magnitude"})
+    optimizer: str = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
+    lr: float = field(default=0.02, metadata={"help": "Adam step size in [0,1] pixel units"})
+    ema_decay: float = field(default=0.9, metadata={"help": "Adam: decay of the moving average of iterates (0: off)"})
+    lbfgs_history: int = field(default=50, metadata={"help": "L-BFGS history size"})
+    init: str = field(default="content", metadata={"help": "content, noise or blend"})
+    init_noise: float = field(default=0.3, metadata={"help": "blend init: share of noise"})
+    early_stop: float = field(
+        default=0.0,
+        metadata={"help": "end a scale when the loss improves less than this fraction per 10 steps (0: off)"},
+    )
+    pooling: str = field(default="max", metadata={"help": "max or avg pooling"})
+    backbone: str = field(default="vgg19", metadata={"help": "vgg19 or vgg16"})
+    weights: str | None = field(default=None, metadata={"help": "local .safetensors or .h5 weights file"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
+    preserve_colors: bool = field(
+        default=False, metadata={"help": "keep the photo's colours (luminance-only transfer)"}
+    )
+    match_style_colors: bool = field(
+        default=False, metadata={"help": "recolour the style picture to the photo's palette first"}
+    )
+    seed: int | None = field(default=0, metadata={"help": "random seed (reproducible on CPU)"})
+    checkpoint_every: int = field(default=10, metadata={"help": "yield a frame every N steps"})
+    autocast: bool = field(default=True, metadata={"help": "bf16/fp16 network on GPU, statistics in fp32"})
+
+    def validate(self) -> StyleConfig:
+        """Raise ConfigError naming the first bad setting; returns self for chaining."""
+
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise ConfigError(f"{name} must be {what} (got {getattr(self, name)!r})")
+
+        need(16 <= self.size <= 8192, "size", "between 16 and 8192")
+        need(16 <= self.start_size, "start_size", "at least 16")
+        need(1.05 <= self.scale_factor <= 4, "scale_factor", "between 1.05 and 4")
+        need(1 <= self.steps <= 100_000, "steps", "between 1 and 100000")
+        need(0.1 <= self.schedule_decay <= 10, "schedule_decay", "between 0.1 and 10")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            need(math.isfinite(getattr(self, name)) and getattr(self, name) >= 0, name, "a finite number >= 0")
+        need(len(self.style_layers) > 0, "style_layers", "non-empty")
+        need(len(self.content_layers) > 0, "content_layers", "non-empty")
+        if self.style_layer_weights is not None:
+            need(
+                len(self.style_layer_weights) == len(self.style_layers),
+                "style_layer_weights",
+                f"{len(self.style_layers)} numbers, one per style layer",
+            )
+            need(all(w >= 0 for w in self.style_layer_weights), "style_layer_weights", "non-negative")
+        need(self.layer_weight_exp > 0, "layer_weight_exp", "> 0")
+        if self.style_blend is not None:
+            need(
+                all(w >= 0 for w in self.style_blend) and sum(self.style_blend) > 0,
+                "style_blend",
+                "non-negative with a positive sum",
+            )
+        need(0.05 <= self.style_scale <= 8, "style_scale", "between 0.05 and 8")
+        need(self.style_loss in STYLE_LOSSES, "style_loss", " or ".join(STYLE_LOSSES))
+        need(self.optimizer in OPTIMIZERS, "optimizer", " or ".join(OPTIMIZERS))
+        need(0 < self.lr <= 10, "lr", "in (0, 10]")
+        need(0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)")
+        need(1 <= self.lbfgs_history <= 1000, "lbfgs_history", "between 1 and 1000")
+        need(self.init in INITS, "init", " or ".join(INITS))
+        need(0 <= self.init_noise <= 1, "init_noise", "in [0, 1]")
+        need(0 <= self.early_stop < 1, "early_stop", "in [0, 1)")
+        need(self.pooling in POOLINGS, "pooling", " or ".join(POOLINGS))
+        need(self.backbone in BACKBONES, "backbone", " or ".join(BACKBONES))
+        need(self.device in DEVICES, "device", " or ".join(DEVICES))
+        need(self.checkpoint_every >= 1, "checkpoint_every", "at least 1")
+        return self
+
+    def replace(self, **changes: Any) -> StyleConfig:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "balanced": {},
+    "fast-preview": {"size": 256, "steps": 120, "start_size": 64, "checkpoint_every": 5},
+    "high-quality": {"size": 768, "steps": 800, "start_size": 96, "schedule_decay": 0.9, "lbfgs_history": 100},
+}
+PRESET_HELP = {
+    "balanced": "the default: 384 px, 300 steps, Gram style loss, L-BFGS from the photo",
+    "fast-preview": "a quick look: 256 px, 120 steps, a frame every 5 steps",
+    "high-quality": "768 px, 800 steps, more steps at the large scales",
+}
+DEFAULT_PRESET = "balanced"
+
+
+def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> StyleConfig:
+    """A validated config from a named preset plus any overrides."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; choose from {', '.join(PRESETS)}")
+    return StyleConfig(**{**PRESETS[name], **overrides}).validate()
+
+
+def scale_sizes(config: StyleConfig) -> list[int]:
+    """Long sides of the coarse-to-fine schedule: start_size growing by scale_factor up to size."""
+    sizes = []
+    s = float(min(config.start_size, config.size))
+    while round(s) < config.size:
+        sizes.append(round(s))
+        s *= config.scale_factor
+    if sizes and config.size / sizes[-1] < math.sqrt(config.scale_factor):
+        sizes.pop()  # don't run a scale barely smaller than the last one
+    return sizes + [config.size]
+
+
+def steps_per_scale(config: StyleConfig, n_scales: int) -> list[int]:
+    """Split `steps` over the scales, each larger one getting schedule_decay times the previous share."""
+    shares = [config.schedule_decay**i for i in range(n_scales)]
+    total = sum(shares)
+    counts = [max(1, math.floor(config.steps * s / total)) for s in shares]
+    counts[-1] += config.steps - sum(counts)
+    if counts[-1] < 1:  # more scales than steps: give each scale one step
+        counts = [1] * n_scales
+    return counts

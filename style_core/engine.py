@@ -1,0 +1,427 @@
+"""`stylize()`: the coarse-to-fine optimization loop, as a generator of frames.
+
+The generator is the one seam between engine and UI: callers iterate frames and stop a run by closing it
+(or by abandoning it); tensors are released in `finally`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from . import losses
+from .backbone import VGGFeatures
+from .color import match_colors, preserve_colors
+from .config import StyleConfig, scale_sizes, steps_per_scale
+from .devices import pick_device
+from .images import ImageSource, load_image, resize_long_side
+from .weights import load_weights
+
+
+class StylizeError(RuntimeError):
+    """A run that cannot go on; the message is meant for the user."""
+
+
+@dataclass
+class Frame:
+    """One look at the picture being painted."""
+
+    image: Image.Image
+    step: int
+    total_steps: int
+    scale: int  # long side of the current scale, px
+    scale_index: int
+    num_scales: int
+    losses: dict[str, float]
+    elapsed: float
+    is_final: bool
+    event: str = "progress"  # "progress", "scale" (a scale finished) or "final"
+    message: str = ""  # set when the run had to recover from a fault
+
+
+@dataclass
+class Guidance:
+    """Optional spatial control (portrait mode): soft region masks and a content-weight map.
+
+    Masks are (H, W) tensors in [0, 1] at any resolution; they are resized per layer. Region r of the
+    content is matched to region r of each style picture.
+    """
+
+    content_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    style_masks: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    region_weights: dict[str, float] = field(default_factory=dict)
+    content_weight_map: torch.Tensor | None = None
+
+
+@dataclass
+class Backbone:
+    """A feature network plus the line that says where its weights came from."""
+
+    net: VGGFeatures
+    report: str
+
+
+_backbones: OrderedDict[tuple, Backbone] = OrderedDict()
+_style_stats: OrderedDict[tuple, dict] = OrderedDict()
+STYLE_CACHE_SIZE = 32
+
+
+def get_backbone(config: StyleConfig, device: torch.device) -> Backbone:
+    """The truncated VGG for this config's layers, on `device`, cached in the process."""
+    layers = tuple(dict.fromkeys((*config.content_layers, *config.style_layers)))
+    key = (config.backbone, config.weights, layers, config.pooling, str(device))
+    if key not in _backbones:
+        w = load_weights(config.backbone, config.weights)
+        net = VGGFeatures(w.arch, list(layers), w.state_dict, w.input_format, config.pooling).to(device)
+        _backbones[key] = Backbone(net, w.report)
+        while len(_backbones) > 4:
+            _backbones.popitem(last=False)
+    _backbones.move_to_end(key)
+    return _backbones[key]
+
+
+def to_tensor(img: Image.Image, device: torch.device) -> torch.Tensor:
+    return TF.to_tensor(img).unsqueeze(0).to(device)
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    return TF.to_pil_image(x.detach().squeeze(0).float().clamp(0, 1).cpu())
+
+
+def _layer_weights(config: StyleConfig) -> list[float]:
+    raw = config.style_layer_weights or [config.layer_weight_exp**i for i in range(len(config.style_layers))]
+    total = sum(raw) or 1.0
+    return [w / total for w in raw]
+
+
+class Objective:
+    """The loss for one scale: targets fixed at construction, `__call__` maps an image to loss terms."""
+
+    def __init__(
+        self,
+        net: VGGFeatures,
+        config: StyleConfig,
+        content: torch.Tensor,
+        styles: Sequence[torch.Tensor],
+        style_keys: Sequence[str],
+        blend: Sequence[float],
+        guidance: Guidance | None = None,
+    ) -> None:
+        self.net, self.config, self.guidance = net, config, guidance
+        self.amp = (
+            torch.autocast(content.device.type, dtype=torch.bfloat16)
+            if config.autocast and content.device.type == "cuda"
+            else nullcontext()
+        )
+        self.layer_weights = dict(zip(config.style_layers, _layer_weights(config)))
+        with torch.no_grad(), self.amp:
+            feats = net(content)
+        self.content_targets = {n: feats[n].float() for n in config.content_layers}
+        self.content_norm = {
+            n: (1 / t.pow(2).mean().clamp_min(1e-8) if config.normalize_losses else 1.0)
+            for n, t in self.content_targets.items()
+        }
+        self.regions = self._regions()
+        stats = [self._style_stats(s, key, i) for i, (s, key) in enumerate(zip(styles, style_keys))]
+        self.style_targets = self._blend(stats, blend)
+
+    def _regions(self) -> list[str | None]:
+        g = self.guidance
+        return list(g.content_masks) if g and g.content_masks else [None]
+
+    def _style_stats(self, style: torch.Tensor, key: str, index: int) -> dict:
+        """Per-layer, per-region statistics of one style picture, cached across runs in the process."""
+        cache_key = (
+            id(self.net),
+            key,
+            tuple(style.shape),
+            self.config.style_loss,
+            tuple(self.config.style_layers),
+            tuple(self.regions),
+            self.guidance is not None,
+        )
+        if cache_key in _style_stats:
+            _style_stats.move_to_end(cache_key)
+            return _style_stats[cache_key]
+        with torch.no_grad(), self.amp:
+            feats = self.net(style)
+        out = {}
+        for layer in self.config.style_layers:
+            f = feats[layer].float()
+            for region in self.regions:
+                mask = self.guidance.style_masks[index].get(region) if region else None
+                if self.config.style_loss == "gram":
+                    out[layer, region] = losses.gram(f, mask)
+                else:
+                    out[layer, region] = losses.mean_cov(f, mask)
+        _style_stats[cache_key] = out
+        while len(_style_stats) > STYLE_CACHE_SIZE:
+            _style_stats.popitem(last=False)
+        return out
+
+    def _blend(self, stats: list[dict], blend: Sequence[float]) -> dict:
+        """Mix several style pictures' statistics by blend weight (moments mix, so blends are real mixtures)."""
+        total = sum(blend)
+        w = [b / total for b in blend]
+        targets = {}
+        for key in stats[0]:
+            if self.config.style_loss == "gram":
+                g = sum(wi * s[key] for wi, s in zip(w, stats))
+                norm = 1 / g.pow(2).mean().clamp_min(1e-12) if self.config.normalize_losses else 1.0
+                targets[key] = (g, norm)
+            else:
+                mean = sum(wi * s[key][0] for wi, s in zip(w, stats))
+                second = sum(wi * (s[key][1] + torch.outer(s[key][0], s[key][0])) for wi, s in zip(w, stats))
+                cov = second - torch.outer(mean, mean)
+                root = losses._sqrtm_psd(cov.double()).float()
+                scale = (mean.pow(2).sum() + torch.diagonal(cov).sum()) / mean.shape[0]
+                norm = 1 / scale.clamp_min(1e-12) if self.config.normalize_losses else 1.0
+                targets[key] = (losses.Gaussian(mean, cov, root), norm)
+        return targets
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg, g = self.config, self.guidance
+        with self.amp:
+            feats = self.net(image)
+        weight_map = g.content_weight_map if g is not None else None
+        content = sum(
+            self.content_norm[n] * losses.content_loss(feats[n], t, weight_map) for n, t in self.content_targets.items()
+        )
+        style = image.new_zeros(())
+        for (layer, region), (target, norm) in self.style_targets.items():
+            mask = g.content_masks[region] if region else None
+            rw = g.region_weights.get(region, 1.0) if region else 1.0
+            if cfg.style_loss == "gram":
+                term = losses.gram_loss(feats[layer], target, mask)
+            else:
+                term = losses.w2_loss(feats[layer], target, mask)
+            style = style + self.layer_weights[layer] * rw * norm * term
+        if self.regions != [None]:
+            style = style / sum(g.region_weights.get(r, 1.0) for r in self.regions)
+        tv = losses.tv_loss(image)
+        total = cfg.content_weight * content + cfg.style_weight * style + cfg.tv_weight * tv
+        return total, {"content": content, "style": style, "tv": tv, "total": total}
+
+
+def _initial_image(config: StyleConfig, content: torch.Tensor) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(config.seed if config.seed is not None else int(time.time_ns() % 2**31))
+    noise = torch.rand(content.shape, generator=gen).to(content.device)
+    if config.init == "content":
+        return content.clone()
+    if config.init == "noise":
+        return noise
+    return (1 - config.init_noise) * content + config.init_noise * noise
+
+
+def _digest(img: Image.Image) -> str:
+    return hashlib.sha1(img.tobytes() + repr(img.size).encode()).hexdigest()
+
+
+def stylize(
+    content: ImageSource,
+    styles: ImageSource | Sequence[ImageSource],
+    config: StyleConfig | None = None,
+    backbone: VGGFeatures | None = None,
+    guidance: Guidance | None = None,
+) -> Iterator[Frame]:
+    """Paint `content` in the style of `styles`, yielding frames as it goes; the last has is_final=True.
+
+    `backbone` overrides the configured network (tests pass a tiny random one). Close the generator to
+    stop; nothing keeps running after that.
+    """
+    config = (config or StyleConfig()).validate()
+    style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+    if not style_list:
+        raise StylizeError("at least one style picture is needed")
+    blend = list(config.style_blend) if config.style_blend is not None else [1.0] * len(style_list)
+    if len(blend) != len(style_list):
+        raise StylizeError(f"{len(style_list)} style pictures but {len(blend)} blend weights")
+    content_img = load_image(content)
+    style_imgs = [load_image(s) for s in style_list]
+
+    start = time.perf_counter()
+    device = pick_device(config.device) if backbone is None else next(backbone.parameters()).device
+    if config.seed is not None:
+        torch.manual_seed(config.seed)
+    net = backbone if backbone is not None else get_backbone(config, device).net
+    if config.match_style_colors:
+        ref = to_tensor(resize_long_side(content_img, 256), torch.device("cpu"))
+        style_imgs = [to_pil(match_colors(to_tensor(s, torch.device("cpu")), ref)) for s in style_imgs]
+    keys = [_digest(s) for s in style_imgs]
+
+    sizes = scale_sizes(config)
+    counts = steps_per_scale(config, len(sizes))
+    total_steps = sum(counts)
+    step = 0
+    x: torch.Tensor | None = None
+    objective = None
+    try:
+        for si, (side, n_steps) in enumerate(zip(sizes, counts)):
+            content_t = to_tensor(resize_long_side(content_img, side), device)
+            style_side = max(16, round(side * config.style_scale))
+            style_ts = [to_tensor(resize_long_side(s, style_side), device) for s in style_imgs]
+            if x is None:
+                x = _initial_image(config, content_t)
+            else:
+                x = F.interpolate(x, size=content_t.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+            objective = Objective(net, config, content_t, style_ts, keys, blend, guidance)
+            run = _ScaleRun(objective, x, config)
+            last = si == len(sizes) - 1
+            done_here = 0
+            while done_here < n_steps:
+                run.step()
+                done_here += 1
+                step += 1
+                at_checkpoint = step % config.checkpoint_every == 0
+                if at_checkpoint or done_here == n_steps:
+                    run.check_finite()
+                    if run.failed:
+                        break
+                    if config.early_stop and run.converged(config.early_stop):
+                        step += n_steps - done_here
+                        done_here = n_steps
+                if at_checkpoint and done_here < n_steps:
+                    yield _frame(run, content_t, config, step, total_steps, side, si, len(sizes), start, "progress")
+            x = run.result().detach()
+            final = last or run.failed
+            yield _frame(
+                run, content_t, config, step, total_steps, side, si, len(sizes), start, "final" if final else "scale"
+            )
+            if run.failed:
+                return
+    finally:
+        del x, objective
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _frame(
+    run: _ScaleRun,
+    content_t: torch.Tensor,
+    config: StyleConfig,
+    step: int,
+    total: int,
+    side: int,
+    si: int,
+    n_scales: int,
+    start: float,
+    event: str,
+) -> Frame:
+    img = run.result()
+    if config.preserve_colors:
+        img = preserve_colors(img, content_t)
+    return Frame(
+        to_pil(img),
+        step,
+        total,
+        side,
+        si,
+        n_scales,
+        run.read_losses(),
+        time.perf_counter() - start,
+        event == "final",
+        event,
+        run.message,
+    )
+
+
+class _ScaleRun:
+    """The optimizer state for one scale, with rollback on non-finite losses."""
+
+    MAX_RECOVERIES = 3
+
+    def __init__(self, objective: Objective, x: torch.Tensor, config: StyleConfig) -> None:
+        self.objective, self.config = objective, config
+        self.x = x.detach().clone().requires_grad_(True)
+        self.good = self.x.detach().clone()
+        self.lr_scale = 1.0
+        self.ema: torch.Tensor | None = None
+        self.ema_count = 0
+        self.terms: dict[str, torch.Tensor] = {}
+        self.history: list[float] = []
+        self.failed = False
+        self.done_scale = False
+        self.recoveries = 0
+        self.message = ""
+        self._make_optimizer()
+
+    def _make_optimizer(self) -> None:
+        if self.config.optimizer == "lbfgs":
+            self.opt: torch.optim.Optimizer = torch.optim.LBFGS(
+                [self.x],
+                lr=self.lr_scale,
+                max_iter=1,
+                history_size=self.config.lbfgs_history,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+            )
+        else:
+            self.opt = torch.optim.Adam([self.x], lr=self.config.lr * self.lr_scale, betas=(0.9, 0.99))
+
+    def _closure(self) -> torch.Tensor:
+        self.opt.zero_grad(set_to_none=True)
+        total, terms = self.objective(self.x)
+        total.backward()
+        self.terms = {k: v.detach() for k, v in terms.items()}
+        return total
+
+    def step(self) -> None:
+        if self.config.optimizer == "lbfgs":
+            self.opt.step(self._closure)
+        else:
+            self._closure()
+            self.opt.step()
+        with torch.no_grad():
+            self.x.clamp_(0, 1)
+            if self.config.optimizer == "adam" and self.config.ema_decay > 0:
+                self.ema_count += 1
+                if self.ema is None:
+                    self.ema = self.x.detach().clone()
+                else:
+                    # Bias-corrected average: early iterates fade out as in crowsonkb's EMA.
+                    d = min(self.config.ema_decay, (1 + self.ema_count) / (10 + self.ema_count))
+                    self.ema.mul_(d).add_(self.x.detach(), alpha=1 - d)
+
+    def check_finite(self) -> None:
+        """At a checkpoint: keep the iterate if finite, else roll back and shrink the step size."""
+        total = self.terms.get("total")
+        finite = total is not None and bool(torch.isfinite(total)) and bool(torch.isfinite(self.x).all())
+        if finite:
+            self.history.append(float(total))
+            self.good = self.result().detach().clone()
+            return
+        self.recoveries += 1
+        with torch.no_grad():
+            self.x.copy_(self.good)
+        self.ema, self.ema_count = None, 0
+        if self.recoveries > self.MAX_RECOVERIES:
+            self.failed = True
+            self.message = "the optimization kept producing invalid values; stopped at the last good picture"
+            return
+        self.lr_scale *= 0.5
+        self._make_optimizer()
+        self.message = f"recovered from an invalid step (step size now x{self.lr_scale:g})"
+
+    def converged(self, tolerance: float) -> bool:
+        h = self.history
+        if len(h) >= 2 and h[-2] > 0 and (h[-2] - h[-1]) / h[-2] < tolerance:
+            self.done_scale = True
+        return self.done_scale
+
+    def result(self) -> torch.Tensor:
+        if self.failed or not torch.isfinite(self.x).all():
+            return self.good
+        return self.ema if self.ema is not None else self.x.detach()
+
+    def read_losses(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.terms.items() if math.isfinite(float(v))}

