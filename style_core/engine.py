@@ -10,7 +10,7 @@ import hashlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -23,7 +23,7 @@ from . import losses
 from .backbone import VGGFeatures
 from .color import match_colors, preserve_colors
 from .config import StyleConfig, scale_sizes, steps_per_scale
-from .devices import pick_device
+from .devices import describe, pick_device
 from .images import ImageSource, load_image, resize_long_side
 from .weights import load_weights
 
@@ -213,6 +213,12 @@ class Objective:
         return total, {"content": content, "style": style, "tv": tv, "total": total}
 
 
+def warm_up(config: StyleConfig) -> str:
+    """Load (and cache) the configured backbone now; returns the weights report and the device."""
+    device = pick_device(config.device)
+    return f"{get_backbone(config, device).report} | device: {describe(device)}"
+
+
 def _initial_image(config: StyleConfig, content: torch.Tensor) -> torch.Tensor:
     gen = torch.Generator().manual_seed(config.seed if config.seed is not None else int(time.time_ns() % 2**31))
     noise = torch.rand(content.shape, generator=gen).to(content.device)
@@ -233,11 +239,13 @@ def stylize(
     config: StyleConfig | None = None,
     backbone: VGGFeatures | None = None,
     guidance: Guidance | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[Frame]:
     """Paint `content` in the style of `styles`, yielding frames as it goes; the last has is_final=True.
 
     `backbone` overrides the configured network (tests pass a tiny random one). Close the generator to
-    stop; nothing keeps running after that.
+    stop; nothing keeps running after that. `should_stop` is polled every step: when it returns True the
+    run ends at once with a final frame of the current picture (a UI's Stop button keeps its result).
     """
     config = (config or StyleConfig()).validate()
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
@@ -279,6 +287,12 @@ def stylize(
             last = si == len(sizes) - 1
             done_here = 0
             while done_here < n_steps:
+                if should_stop is not None and should_stop():
+                    run.message = "stopped early; this is the picture so far"
+                    run.check_finite()
+                    x = run.result().detach()
+                    yield _frame(run, content_t, config, step, total_steps, side, si, len(sizes), start, "final")
+                    return
                 run.step()
                 done_here += 1
                 step += 1

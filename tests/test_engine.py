@@ -113,3 +113,16 @@ def test_non_finite_loss_rolls_back_and_ends_with_a_good_frame(tiny_net, content
     frames = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
     assert frames[-1].is_final and "invalid" in frames[-1].message
     assert np.isfinite(np.asarray(frames[-1].image, dtype=float)).all()
+
+
+def test_should_stop_ends_with_a_final_frame_of_the_current_picture(tiny_net, content_img, style_img):
+    cfg = StyleConfig(size=48, start_size=24, steps=10_000, checkpoint_every=3, device="cpu")
+    polls = {"n": 0}
+
+    def stop_after_ten_steps() -> bool:
+        polls["n"] += 1
+        return polls["n"] > 10
+
+    frames = list(stylize(content_img, style_img, cfg, backbone=tiny_net, should_stop=stop_after_ten_steps))
+    assert frames[-1].is_final and frames[-1].step == 10 and "stopped" in frames[-1].message
+    assert sum(f.is_final for f in frames) == 1

@@ -1,0 +1,449 @@
+"""Style Studio: the Gradio app. Drop in a face photo and a style picture and watch it being painted.
+
+UI only: every stylization goes through `style_core.stylize()`, whose frames are the one thing that crosses
+into this file. Reads top to bottom as the page looks: inputs, the live canvas, the result, the events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+from PIL import Image
+
+from style_core import PRESETS, ConfigError, ImageError, StyleConfig, StylizeError, stylize
+from style_core.config import PRESET_HELP, scale_sizes, steps_per_scale
+from style_core.config import preset as make_preset
+from style_core.devices import DeviceError
+from style_core.engine import warm_up
+from style_core.images import DEFAULT_MAX_BYTES, load_image, resize_long_side
+from style_core.weights import WeightsError
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ROOT / "examples"
+RESULTS = Path(tempfile.gettempdir()) / "style-studio-results"
+MAX_FILE_MB = int(os.environ.get("STYLE_STUDIO_MAX_FILE_MB", DEFAULT_MAX_BYTES // 2**20))
+MAX_SIZE = int(os.environ.get("STYLE_STUDIO_MAX_SIZE", 1024))
+USER_ERRORS = (ImageError, ConfigError, StylizeError, WeightsError, DeviceError)
+
+# Stop flags, one per browser session: the Stop button sets it, the running job polls it every step.
+_stops: dict[str, threading.Event] = {}
+_weights_status = {"text": "Loading the VGG weights…"}
+
+
+def _warm_up_in_background() -> None:
+    """Load the network at start-up so the first run doesn't pay for it; the status line reports it."""
+
+    def work() -> None:
+        try:
+            _weights_status["text"] = warm_up(make_preset())
+        except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays up
+            _weights_status["text"] = f"Weights could not be loaded: {exc}"
+
+    threading.Thread(target=work, daemon=True).start()
+
+
+def strength_to_multiplier(strength: float) -> float:
+    """Slider 0..10 (5 = the preset's weight) to a weight multiplier: each 1.5 steps doubles it."""
+    return 2.0 ** ((strength - 5.0) / 1.5)
+
+
+def build_config(
+    preset_name: str,
+    size: int,
+    steps: int,
+    style_strength: float,
+    keep_face: float,
+    style_loss: str,
+    optimizer: str,
+    pooling: str,
+    preserve_colors: bool,
+    match_style_colors: bool,
+    init: str,
+    seed: float | None,
+    backbone: str,
+    blend: list[float] | None,
+    extra_json: str,
+) -> StyleConfig:
+    """The engine config from the page's controls (plain-word sliders are multipliers on the preset)."""
+    base = make_preset(preset_name)
+    extra = json.loads(extra_json) if extra_json and extra_json.strip() else {}
+    if not isinstance(extra, dict):
+        raise ConfigError('other settings must be a JSON object, e.g. {"tv_weight": 20}')
+    unknown = set(extra) - set(StyleConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
+    if int(size) > MAX_SIZE:
+        raise ConfigError(f"size is limited to {MAX_SIZE} px on this server")
+    return base.replace(
+        size=int(size),
+        steps=int(steps) if steps and int(steps) > 0 else base.steps,
+        style_weight=base.style_weight * strength_to_multiplier(style_strength),
+        content_weight=base.content_weight * strength_to_multiplier(keep_face),
+        style_loss=style_loss,
+        optimizer=optimizer,
+        pooling=pooling,
+        preserve_colors=bool(preserve_colors),
+        match_style_colors=bool(match_style_colors),
+        init=init,
+        seed=None if seed is None or (isinstance(seed, float) and math.isnan(seed)) or seed < 0 else int(seed),
+        backbone=backbone,
+        style_blend=tuple(blend) if blend else None,
+        **extra,
+    )
+
+
+def cli_command(config: StyleConfig, n_styles: int, preset_name: str) -> str:
+    """The command that reproduces a run, listing only what differs from the preset."""
+    base = make_preset(preset_name).to_dict()
+    parts = ["python", "-m", "style_core", "CONTENT"] + [f"STYLE{i + 1}" for i in range(n_styles)]
+    parts += ["-o", "out.png", "--preset", preset_name]
+    for key, value in config.to_dict().items():
+        if value != base.get(key) and value is not None:
+            flag = "--" + key.replace("_", "-")
+            if isinstance(value, list):
+                parts += [flag, *(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+            else:
+                parts += [flag, f"{value:.4g}" if isinstance(value, float) else str(value)]
+    return shlex.join(parts)
+
+
+def progress_html(frame, config: StyleConfig) -> str:
+    """A progress bar with scale, step and an ETA weighted by each scale's pixel count."""
+    sizes = scale_sizes(config)
+    counts = steps_per_scale(config, len(sizes))
+    costs = [n * s * s for n, s in zip(counts, sizes)]
+    done, left = 0.0, float(frame.step)
+    for n, cost in zip(counts, costs):
+        take = min(n, left)
+        done += cost * take / n
+        left -= take
+    fraction = done / sum(costs)
+    eta = frame.elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else 0.0
+    status = "done" if frame.is_final else f"about {eta:.0f} s left"
+    return (
+        f'<div class="run-progress"><div class="run-bar" style="width:{100 * fraction:.1f}%"></div></div>'
+        f'<div class="run-text">Scale {frame.scale_index + 1}/{frame.num_scales} ({frame.scale} px) · '
+        f"step {frame.step}/{frame.total_steps} · {frame.elapsed:.1f} s · {status}</div>"
+    )
+
+
+def _save_result(image: Image.Image) -> str:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"stylized-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.png"
+    image.save(path, "PNG")
+    return str(path)
+
+
+def run_stylize(
+    content: str | None,
+    style: str | None,
+    preset: str = "balanced",
+    size: int = 384,
+    style2: str | None = None,
+    style3: str | None = None,
+    blend1: float = 1.0,
+    blend2: float = 1.0,
+    blend3: float = 1.0,
+    steps: int = 0,
+    style_strength: float = 5.0,
+    keep_face: float = 5.0,
+    style_loss: str = "gram",
+    optimizer: str = "lbfgs",
+    pooling: str = "max",
+    preserve_colors: bool = False,
+    match_style_colors: bool = False,
+    init: str = "content",
+    seed: float = 0,
+    backbone: str = "vgg19",
+    extra_json: str = "",
+    request: gr.Request | None = None,
+):
+    """Stream the painting: each engine frame updates the canvas, the progress bar and the loss plot."""
+    if not content:
+        raise gr.Error("Add a content photo first (upload, webcam or paste).")
+    styles = [(s, w) for s, w in ((style, blend1), (style2, blend2), (style3, blend3)) if s]
+    if not styles:
+        raise gr.Error("Add at least one style picture.")
+    session = getattr(request, "session_hash", None) or uuid.uuid4().hex
+    stop = _stops.setdefault(session, threading.Event())
+    stop.clear()
+    try:
+        config = build_config(
+            preset,
+            size,
+            steps,
+            style_strength,
+            keep_face,
+            style_loss,
+            optimizer,
+            pooling,
+            preserve_colors,
+            match_style_colors,
+            init,
+            seed,
+            backbone,
+            [w for _, w in styles] if len(styles) > 1 else None,
+            extra_json,
+        )
+        content_img = load_image(content)
+        frames = stylize(content_img, [s for s, _ in styles], config, should_stop=stop.is_set)
+        history: list[dict] = []
+        gallery: list[tuple[Image.Image, str]] = []
+        for frame in frames:
+            for term, value in frame.losses.items():
+                if value > 0:
+                    history.append({"step": frame.step, "log10 loss": math.log10(value), "term": term})
+            if frame.event in ("scale", "final"):
+                gallery.append((frame.image, f"{frame.scale} px · step {frame.step}"))
+            if frame.message:
+                gr.Warning(frame.message)
+            plot = pd.DataFrame(history, columns=["step", "log10 loss", "term"])
+            if not frame.is_final:
+                yield (frame.image, progress_html(frame, config), plot, gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                continue
+            before = resize_long_side(content_img, max(frame.image.size)).resize(frame.image.size)
+            settings = {
+                "command": cli_command(config, len(styles), preset),
+                "config": config.to_dict(),
+                "steps_run": frame.step,
+                "seconds": round(frame.elapsed, 1),
+                "weights": _weights_status["text"],
+            }
+            yield (
+                frame.image,
+                progress_html(frame, config),
+                plot,
+                (before, frame.image),
+                gallery,
+                settings,
+                _save_result(frame.image),
+            )
+    except USER_ERRORS as exc:
+        raise gr.Error(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise gr.Error(f"Other settings are not valid JSON: {exc}") from None
+    finally:
+        stop.clear()
+
+
+def request_stop(request: gr.Request) -> None:
+    """Ask this session's running job to finish now with the picture so far."""
+    event = _stops.get(request.session_hash)
+    if event is not None:
+        event.set()
+
+
+def preset_changed(name: str):
+    """Moving to a preset shows its output size; its step count applies while Quality is 0."""
+    return gr.update(value=min(make_preset(name).size, MAX_SIZE)), PRESET_HELP.get(name, "")
+
+
+def weights_status():
+    """The status line; its timer stops polling once the weights are loaded."""
+    text = _weights_status["text"]
+    return f"**Engine:** {text}", gr.Timer(active=text.startswith("Loading"))
+
+
+CSS = """
+.run-progress { width: 100%; height: 10px; background: var(--neutral-200); border-radius: 5px; overflow: hidden; }
+.run-bar { height: 100%; background: var(--color-accent); transition: width 0.3s; }
+.run-text { font-size: 0.9em; margin-top: 4px; }
+#canvas img { width: 100%; height: 100%; object-fit: contain; image-rendering: auto; }
+"""
+
+
+def example_rows() -> list[list[str]]:
+    """Pictures the project made itself (see examples/README.md): content photo, style."""
+    rows = [
+        ["content_generated_face.png", "style_generated_swirls.png"],
+        ["content_generated_face.png", "style_generated_mosaic.png"],
+        ["content_generated_face.png", "style_generated_waves.png"],
+    ]
+    found = [[EXAMPLES / c, EXAMPLES / s] for c, s in rows]
+    return [[str(c), str(s)] for c, s in found if c.exists() and s.exists()]
+
+
+def build_app(initial_preset: str = "balanced") -> gr.Blocks:
+    with gr.Blocks(title="Style Studio", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("# Style Studio\nRepaint a face photo in the style of any picture, and watch it being painted.")
+        status = gr.Markdown(f"**Engine:** {_weights_status['text']}")
+        status_timer = gr.Timer(1.0)
+        with gr.Row():
+            with gr.Column(scale=1):
+                content = gr.Image(
+                    label="Your photo",
+                    elem_id="content",
+                    type="filepath",
+                    sources=["upload", "webcam", "clipboard"],
+                    height=260,
+                )
+                style = gr.Image(
+                    label="Style picture", elem_id="style", type="filepath", sources=["upload", "clipboard"], height=260
+                )
+                with gr.Accordion("Blend more styles", open=False):
+                    with gr.Row():
+                        style2 = gr.Image(label="Style 2", type="filepath", sources=["upload", "clipboard"], height=160)
+                        style3 = gr.Image(label="Style 3", type="filepath", sources=["upload", "clipboard"], height=160)
+                    with gr.Row():
+                        blend1 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 1")
+                        blend2 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 2")
+                        blend3 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 3")
+                preset_menu = gr.Dropdown(list(PRESETS), value=initial_preset, label="Preset")
+                preset_info = gr.Markdown(PRESET_HELP.get(initial_preset, ""))
+                style_strength = gr.Slider(
+                    0,
+                    10,
+                    value=5,
+                    step=0.5,
+                    label="Style strength",
+                    info="how much of the style picture to paint in (5 = preset)",
+                )
+                keep_face = gr.Slider(
+                    0,
+                    10,
+                    value=5,
+                    step=0.5,
+                    label="Keep-the-face strength",
+                    info="how much of your photo's features to keep (5 = preset)",
+                )
+                size = gr.Slider(
+                    64,
+                    MAX_SIZE,
+                    value=min(make_preset(initial_preset).size, MAX_SIZE),
+                    step=16,
+                    label="Output size (long side, px)",
+                    elem_id="size",
+                )
+                steps = gr.Slider(
+                    0,
+                    2000,
+                    value=0,
+                    step=10,
+                    label="Quality (optimizer steps)",
+                    info="more steps: finer detail, longer wait; 0 = the preset's number",
+                )
+                with gr.Accordion("Advanced", open=False):
+                    with gr.Row():
+                        style_loss = gr.Radio(
+                            ["gram", "w2"],
+                            value="gram",
+                            label="Style loss",
+                            info="Gram (Gatys) or Wasserstein-2 of feature distributions",
+                        )
+                        optimizer = gr.Radio(["lbfgs", "adam"], value="lbfgs", label="Optimizer")
+                        pooling = gr.Radio(["max", "avg"], value="max", label="Pooling")
+                    with gr.Row():
+                        init = gr.Radio(["content", "noise", "blend"], value="content", label="Start from")
+                        backbone = gr.Radio(["vgg19", "vgg16"], value="vgg19", label="Network")
+                        seed = gr.Number(value=0, precision=0, label="Seed (-1: random)")
+                    with gr.Row():
+                        preserve_colors = gr.Checkbox(label="Keep my photo's colours")
+                        match_style_colors = gr.Checkbox(label="Recolour the style to my photo's palette first")
+                    extra_json = gr.Code(value="", language="json", label="Other engine settings (JSON)", lines=3)
+                    gr.Markdown(
+                        "Any `python -m style_core --help` field, e.g. "
+                        '`{"tv_weight": 20, "style_layers": ["relu1_1", "relu3_1"]}`'
+                    )
+                with gr.Row():
+                    run = gr.Button("Paint", variant="primary", elem_id="run-btn")
+                    stop = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+            with gr.Column(scale=1):
+                canvas = gr.Image(
+                    label="Painting", type="pil", format="png", interactive=False, height=420, elem_id="canvas"
+                )
+                progress = gr.HTML('<div class="run-text">Ready.</div>', label="Progress", elem_id="progress")
+                loss_plot = gr.LinePlot(x="step", y="log10 loss", color="term", label="Loss", height=220)
+                with gr.Tab("Before / after"):
+                    compare = gr.ImageSlider(label="Before / after", type="pil", interactive=False)
+                with gr.Tab("Scales"):
+                    gallery = gr.Gallery(label="The picture at the end of each scale", columns=4, height=240)
+                with gr.Tab("Settings"):
+                    settings = gr.JSON(label="What made this picture")
+                download = gr.File(label="Full-resolution PNG", interactive=False, elem_id="download")
+
+        if example_rows():
+            gr.Examples(example_rows(), inputs=[content, style], label="Examples (made by this project)")
+
+        inputs = [
+            content,
+            style,
+            preset_menu,
+            size,
+            style2,
+            style3,
+            blend1,
+            blend2,
+            blend3,
+            steps,
+            style_strength,
+            keep_face,
+            style_loss,
+            optimizer,
+            pooling,
+            preserve_colors,
+            match_style_colors,
+            init,
+            seed,
+            backbone,
+            extra_json,
+        ]
+        outputs = [canvas, progress, loss_plot, compare, gallery, settings, download]
+        run.click(
+            run_stylize,
+            inputs,
+            outputs,
+            api_name="stylize",
+            concurrency_limit=1,
+            concurrency_id="device",
+            show_progress="full",
+            show_progress_on=[progress],
+        )
+        stop.click(request_stop, None, None, queue=False, api_name="stop")
+        preset_menu.change(preset_changed, preset_menu, [size, preset_info], api_name=False)
+        status_timer.tick(weights_status, None, [status, status_timer], api_name=False, show_progress="hidden")
+        demo.load(weights_status, None, [status, status_timer], api_name=False, show_progress="hidden")
+    return demo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Style Studio: the live neural-style portrait app")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    parser.add_argument("--preset", default="balanced", choices=list(PRESETS), help="preset chosen when the page opens")
+    parser.add_argument(
+        "--auth",
+        default=os.environ.get("STYLE_STUDIO_AUTH"),
+        help="USER:PASS required to open the app (recommended with --share)",
+    )
+    args = parser.parse_args()
+    auth = tuple(args.auth.split(":", 1)) if args.auth and ":" in args.auth else None
+    _warm_up_in_background()
+    demo = build_app(args.preset)
+    demo.queue(default_concurrency_limit=1, max_size=32).launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        auth=auth,
+        css=CSS,
+        theme=gr.themes.Soft(),
+        max_file_size=f"{MAX_FILE_MB}mb",
+        allowed_paths=[str(EXAMPLES)],
+        show_error=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

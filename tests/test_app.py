@@ -1,0 +1,140 @@
+"""The app as users meet it: launched on 127.0.0.1 with the real offline weights, driven by gradio_client
+and by Playwright in Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", "--preset", "fast-preview"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"the app exited: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the app did not start in 180 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_gradio_client_streams_frames_and_gets_the_asked_size(app_url, data_dir):
+    from gradio_client import Client, handle_file
+
+    client = Client(app_url, verbose=False)
+    job = client.submit(content=handle_file(str(data_dir / "077417.jpg")),
+                        style=handle_file(str(data_dir / "Cartoons_00167_01.jpg")),
+                        preset="fast-preview", size=112, api_name="/stylize")
+    updates = list(job)
+    assert len(updates) >= 4, f"only {len(updates)} updates"  # at least 3 streamed frames before the final
+    final = job.result()
+    image = Image.open(final[0])
+    assert max(image.size) == 112
+    png = Image.open(final[-1])
+    assert png.format == "PNG" and png.size == image.size
+    assert final[5]["command"].startswith("python -m style_core")
+
+
+def test_a_missing_style_is_a_plain_message(app_url, data_dir):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(app_url, verbose=False)
+    with pytest.raises(AppError, match="style picture"):
+        client.predict(content=handle_file(str(data_dir / "077417.jpg")), style=None, size=96, api_name="/stylize")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+def test_browser_paints_live_and_stops(app_url, data_dir):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(app_url)
+        page.locator("#content input[type=file]").set_input_files(str(data_dir / "077417.jpg"))
+        page.locator("#style input[type=file]").set_input_files(str(data_dir / "Cartoons_00167_01.jpg"))
+        size_box = page.locator("#size input[type=number]")
+        size_box.fill("128")
+        size_box.press("Enter")
+        page.wait_for_timeout(500)
+
+        def canvas_src() -> str:
+            img = page.locator("#canvas img")
+            return img.first.get_attribute("src") if img.count() else ""
+
+        page.locator("#run-btn").click()
+        seen: list[str] = []
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            src = canvas_src()
+            if src and (not seen or src != seen[-1]):
+                seen.append(src)
+            if page.locator("#download a, #download .file-preview").count() and len(seen) >= 3:
+                break
+            page.wait_for_timeout(150)
+        assert len(seen) >= 3, f"the canvas changed {len(seen)} times"
+        page.screenshot(path=str(ARTIFACTS / "app_result.png"), full_page=True)
+
+        # A second run, stopped: it must end within a second or so and keep its last frame.
+        first_result = canvas_src()
+        page.locator("#run-btn").click()
+        deadline = time.time() + 120
+        while canvas_src() == first_result and time.time() < deadline:
+            page.wait_for_timeout(100)
+        assert canvas_src() != first_result, "the second run showed no frame"
+        clicked = time.time()
+        page.locator("#stop-btn").click()
+        page.wait_for_function("document.querySelector('#progress') && "
+                               "document.querySelector('#progress').innerText.includes('done')", timeout=15_000)
+        stop_latency = time.time() - clicked
+        assert canvas_src(), "the stopped run lost its picture"
+        page.screenshot(path=str(ARTIFACTS / "app_stopped.png"), full_page=True)
+        (ARTIFACTS / "browser_metrics.txt").write_text(
+            f"canvas changes in the first run: {len(seen)}\nstop latency: {stop_latency:.2f} s\n")
+        browser.close()
+    assert stop_latency < 5, stop_latency
