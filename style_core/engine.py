@@ -384,7 +384,9 @@ class _ScaleRun:
 
     def _closure(self) -> torch.Tensor:
         self.opt.zero_grad(set_to_none=True)
-        total, terms = self.objective(self.x)
+        # The loss sees the picture as it will be saved (clamped), so L-BFGS cannot profit from pixels out of
+        # range; with Adam the iterate itself is clamped after each step, so this changes nothing there.
+        total, terms = self.objective(self.x.clamp(0, 1))
         total.backward()
         self.terms = {k: v.detach() for k, v in terms.items()}
         return total
@@ -396,7 +398,8 @@ class _ScaleRun:
             self._closure()
             self.opt.step()
         with torch.no_grad():
-            self.x.clamp_(0, 1)
+            if self.config.optimizer == "adam":
+                self.x.clamp_(0, 1)  # L-BFGS is left unclamped: clamping corrupts its curvature pairs
             if self.config.optimizer == "adam" and self.config.ema_decay > 0:
                 self.ema_count += 1
                 if self.ema is None:
@@ -435,7 +438,7 @@ class _ScaleRun:
     def result(self) -> torch.Tensor:
         if self.failed or not torch.isfinite(self.x).all():
             return self.good
-        return self.ema if self.ema is not None else self.x.detach()
+        return self.ema if self.ema is not None else self.x.detach().clamp(0, 1)
 
     def read_losses(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.terms.items() if math.isfinite(float(v))}

@@ -1,0 +1,129 @@
+"""Speed: the classic recipe (anishathalye/neural-style's defaults) against this engine, same objective.
+
+Seed recipe: style relu1_1..relu5_1 Gram (weights 0.2 each), style weight 500, content relu4_2 weight 5,
+TV weight 100 in 0..255 pixel units, Adam lr 10 (0..255 units), noise init, max pooling, 1000 iterations
+at the full size. The project runs its own optimizer, init and scale schedule on the same objective,
+backbone, machine and size. `ratio` = seed time / project time to reach the seed's final objective.
+
+    python benchmarks/speed.py [--size N] [--iterations 1000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from style_core import StyleConfig, stylize  # noqa: E402
+from style_core import engine as engine_mod  # noqa: E402
+from style_core.engine import Objective, get_backbone, to_pil, to_tensor  # noqa: E402
+from style_core.images import load_image, resize_long_side  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CAFFE_MEAN_RGB = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1) / 255
+
+
+def seed_objective_config(size: int, device: str, backbone: str) -> StyleConfig:
+    """The classic objective, in this engine's terms (absolute, not normalised, loss terms)."""
+    return StyleConfig(size=size, content_weight=5.0, style_weight=500.0, tv_weight=100.0 * 255**2,
+                       content_layers=("relu4_2",),
+                       style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+                       layer_weight_exp=1.0, style_loss="gram", normalize_losses=False, pooling="max",
+                       backbone=backbone, device=device).validate()
+
+
+def run_seed(objective: Objective, content: torch.Tensor, iterations: int, seed: int = 0) -> tuple[torch.Tensor, float]:
+    """Adam from noise at the full size, as the classic tool did it (no clamping while optimizing)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = (CAFFE_MEAN_RGB + torch.randn(content.shape, generator=gen) * 0.256 / 255).to(content.device)
+    x.requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=10 / 255, betas=(0.9, 0.999), eps=1e-8 / 255)
+    sync(content.device)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        opt.zero_grad(set_to_none=True)
+        total, _ = objective(x)
+        total.backward()
+        opt.step()
+    sync(content.device)
+    return x.detach().clamp(0, 1), time.perf_counter() - start
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def evaluate(objective: Objective, image) -> float:
+    """The objective of a picture as it would be saved (8-bit), so both sides are judged alike."""
+    x = to_tensor(image if not isinstance(image, torch.Tensor) else to_pil(image), objective_device(objective))
+    with torch.no_grad():
+        return float(objective(x)[0])
+
+
+def objective_device(objective: Objective) -> torch.device:
+    return next(iter(objective.content_targets.values())).device
+
+
+def project_config(size: int, device: str, backbone: str) -> StyleConfig:
+    """The engine's own way to the same objective: L-BFGS from the photo, coarse to fine."""
+    steps = max(60, round(size * 0.75))
+    return seed_objective_config(size, device, backbone).replace(
+        optimizer="lbfgs", init="content", start_size=64, steps=steps, schedule_decay=0.8, checkpoint_every=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--content", default=str(DATA / "brad_pitt.jpg"))
+    parser.add_argument("--style", default=str(DATA / "starry_night.jpg"))
+    parser.add_argument("--backbone", default=os.environ.get("SPEED_BACKBONE", "vgg16"))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    args = parser.parse_args()
+
+    cfg = seed_objective_config(args.size, args.device, args.backbone)
+    device = engine_mod.pick_device(cfg.device)
+    net = get_backbone(cfg, device).net
+    content_img, style_img = load_image(args.content), load_image(args.style)
+    content = to_tensor(resize_long_side(content_img, args.size), device)
+    style = to_tensor(resize_long_side(style_img, args.size), device)
+    objective = Objective(net, cfg, content, [style], ["seed-style"], [1.0])
+
+    seed_image, seed_s = run_seed(objective, content, args.iterations)
+    seed_obj = evaluate(objective, seed_image)
+    print(f"seed:    {args.iterations} Adam iterations at {args.size}px in {seed_s:.1f} s, objective {seed_obj:.6g}")
+
+    engine_mod._style_stats.clear()  # the project pays for its own style targets
+    pcfg = project_config(args.size, args.device, args.backbone)
+    frames = []
+    start = time.perf_counter()
+    for frame in stylize(content_img, style_img, pcfg):
+        if frame.scale == args.size:
+            frames.append((time.perf_counter() - start, frame.image))
+    project_s = frames[-1][0]
+    values = [(t, evaluate(objective, img)) for t, img in frames]
+    project_obj = values[-1][1]
+    reached = next((t for t, v in values if v <= seed_obj), None)
+    ratio = seed_s / reached if reached else 0.0
+    when = f"{reached:.1f} s" if reached else "never"
+    print(f"project: {pcfg.steps} L-BFGS steps over scales to {args.size}px in {project_s:.1f} s, "
+          f"objective {project_obj:.6g}; reached the seed's objective after {when}")
+    print(f"ratio = {ratio:.1f} (seed time / project time to the seed's objective); "
+          f"project_objective <= seed_objective: {project_obj <= seed_obj}")
+    if args.json:
+        print(json.dumps({"size": args.size, "device": str(device), "backbone": net.arch, "seed_s": round(seed_s, 2),
+                          "project_s": round(project_s, 2), "project_reach_s": round(reached or 0, 2),
+                          "seed_objective": seed_obj, "project_objective": project_obj, "ratio": round(ratio, 2)}))
+
+
+if __name__ == "__main__":
+    main()
