@@ -35,7 +35,7 @@ class StyleConfig:
         default=0.85, metadata={"help": "each larger scale gets this share of the previous one's steps"}
     )
     content_weight: float = field(default=1.0, metadata={"help": "how strongly the photo's content is kept"})
-    style_weight: float = field(default=1.0, metadata={"help": "how strongly the style is imposed"})
+    style_weight: float = field(default=3.0, metadata={"help": "how strongly the style is imposed"})
     tv_weight: float = field(default=10.0, metadata={"help": "smoothness (total variation) weight"})
     content_layers: tuple[str, ...] = field(default=("relu4_2",), metadata={"help": "content layers"})
     style_layers: tuple[str, ...] = field(
