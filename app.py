@@ -27,6 +27,8 @@ from style_core.config import preset as make_preset
 from style_core.devices import DeviceError
 from style_core.engine import warm_up
 from style_core.images import DEFAULT_MAX_BYTES, load_image, resize_long_side
+from style_core.portrait import FaceError, find_faces
+from style_core.portrait.faces import describe_identity
 from style_core.weights import WeightsError
 
 ROOT = Path(__file__).resolve().parent
@@ -58,48 +60,42 @@ def strength_to_multiplier(strength: float) -> float:
     return 2.0 ** ((strength - 5.0) / 1.5)
 
 
-def build_config(
-    preset_name: str,
-    size: int,
-    steps: int,
-    style_strength: float,
-    keep_face: float,
-    style_loss: str,
-    optimizer: str,
-    pooling: str,
-    preserve_colors: bool,
-    match_style_colors: bool,
-    init: str,
-    seed: float | None,
-    backbone: str,
-    blend: list[float] | None,
-    extra_json: str,
-) -> StyleConfig:
+PORTRAIT_CONTROLS = ("warp_strength", "region_colors", "skin_smoothing")
+
+
+def build_config(preset_name: str, controls: dict, blend: list[float] | None) -> StyleConfig:
     """The engine config from the page's controls (plain-word sliders are multipliers on the preset)."""
     base = make_preset(preset_name)
-    extra = json.loads(extra_json) if extra_json and extra_json.strip() else {}
+    extra_json = controls.get("extra_json") or ""
+    extra = json.loads(extra_json) if extra_json.strip() else {}
     if not isinstance(extra, dict):
         raise ConfigError('other settings must be a JSON object, e.g. {"tv_weight": 20}')
     unknown = set(extra) - set(StyleConfig.__dataclass_fields__)
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
     extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
-    if int(size) > MAX_SIZE:
+    size, steps, seed = int(controls["size"]), controls["steps"], controls["seed"]
+    if size > MAX_SIZE:
         raise ConfigError(f"size is limited to {MAX_SIZE} px on this server")
+    keep = strength_to_multiplier(controls["keep_face"])
+    portrait = {k: float(controls[k]) for k in PORTRAIT_CONTROLS if controls.get(k) is not None}
     return base.replace(
-        size=int(size),
+        size=size,
         steps=int(steps) if steps and int(steps) > 0 else base.steps,
-        style_weight=base.style_weight * strength_to_multiplier(style_strength),
-        content_weight=base.content_weight * strength_to_multiplier(keep_face),
-        style_loss=style_loss,
-        optimizer=optimizer,
-        pooling=pooling,
-        preserve_colors=bool(preserve_colors),
-        match_style_colors=bool(match_style_colors),
-        init=init,
+        style_weight=base.style_weight * strength_to_multiplier(controls["style_strength"]),
+        content_weight=base.content_weight * keep,
+        keep_face=min(100.0, base.keep_face * keep),
+        style_loss=controls["style_loss"],
+        optimizer=controls["optimizer"],
+        pooling=controls["pooling"],
+        preserve_colors=bool(controls["preserve_colors"]),
+        match_style_colors=bool(controls["match_style_colors"]),
+        init=controls["init"],
         seed=None if seed is None or (isinstance(seed, float) and math.isnan(seed)) or seed < 0 else int(seed),
-        backbone=backbone,
+        backbone=controls["backbone"],
         style_blend=tuple(blend) if blend else None,
+        face_index=max(0, int(controls.get("face_index") or 0)),
+        **portrait,
         **extra,
     )
 
@@ -168,6 +164,10 @@ def run_stylize(
     seed: float = 0,
     backbone: str = "vgg19",
     extra_json: str = "",
+    warp_strength: float = 0.15,
+    region_colors: float = 0.5,
+    skin_smoothing: float = 0.5,
+    face_index: int = 0,
     request: gr.Request | None = None,
 ):
     """Stream the painting: each engine frame updates the canvas, the progress bar and the loss plot."""
@@ -180,23 +180,8 @@ def run_stylize(
     stop = _stops.setdefault(session, threading.Event())
     stop.clear()
     try:
-        config = build_config(
-            preset,
-            size,
-            steps,
-            style_strength,
-            keep_face,
-            style_loss,
-            optimizer,
-            pooling,
-            preserve_colors,
-            match_style_colors,
-            init,
-            seed,
-            backbone,
-            [w for _, w in styles] if len(styles) > 1 else None,
-            extra_json,
-        )
+        controls = {k: v for k, v in locals().items() if k not in ("content", "style", "style2", "style3", "request")}
+        config = build_config(preset, controls, [w for _, w in styles] if len(styles) > 1 else None)
         content_img = load_image(content)
         frames = stylize(content_img, [s for s, _ in styles], config, should_stop=stop.is_set)
         history: list[dict] = []
@@ -207,12 +192,14 @@ def run_stylize(
                     history.append({"step": frame.step, "log10 loss": math.log10(value), "term": term})
             if frame.event in ("scale", "final"):
                 gallery.append((frame.image, f"{frame.scale} px · step {frame.step}"))
-            if frame.message:
+            if frame.message and not frame.is_final:
                 gr.Warning(frame.message)
             plot = pd.DataFrame(history, columns=["step", "log10 loss", "term"])
             if not frame.is_final:
-                yield (frame.image, progress_html(frame, config), plot, gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                yield (frame.image, progress_html(frame, config), plot, *[gr.skip()] * 6)
                 continue
+            if frame.message:
+                gr.Info(frame.message)
             before = resize_long_side(content_img, max(frame.image.size)).resize(frame.image.size)
             settings = {
                 "command": cli_command(config, len(styles), preset),
@@ -220,6 +207,7 @@ def run_stylize(
                 "steps_run": frame.step,
                 "seconds": round(frame.elapsed, 1),
                 "weights": _weights_status["text"],
+                "identity_distance": frame.identity,
             }
             yield (
                 frame.image,
@@ -229,6 +217,7 @@ def run_stylize(
                 gallery,
                 settings,
                 _save_result(frame.image),
+                identity_text(frame, config),
             )
     except USER_ERRORS as exc:
         raise gr.Error(str(exc)) from None
@@ -236,6 +225,30 @@ def run_stylize(
         raise gr.Error(f"Other settings are not valid JSON: {exc}") from None
     finally:
         stop.clear()
+
+
+def identity_text(frame, config: StyleConfig) -> str:
+    """The identity score in plain words (portrait mode), or why there is none."""
+    if frame.identity is not None:
+        return f"**Identity:** {describe_identity(frame.identity)}"
+    if config.portrait:
+        return f"**Identity:** {frame.message or 'no face found in the result'}"
+    return "**Identity:** (portrait mode only)"
+
+
+def faces_changed(content: str | None, style: str | None, current: str):
+    """Portrait mode by default when both pictures hold a face; back to balanced when one stops holding one."""
+    if not content or not style:
+        return gr.skip(), gr.skip()
+    try:
+        both = bool(find_faces(load_image(content))) and bool(find_faces(load_image(style)))
+    except (ImageError, FaceError):
+        both = False
+    if both and current == "balanced":
+        return "pixar-portrait", "Faces found in both pictures: **portrait mode** chosen (change it in Preset)."
+    if not both and current == "pixar-portrait":
+        return "balanced", "No face in one of the pictures: plain mode chosen."
+    return gr.skip(), gr.skip()
 
 
 def request_stop(request: gr.Request) -> None:
@@ -246,8 +259,13 @@ def request_stop(request: gr.Request) -> None:
 
 
 def preset_changed(name: str):
-    """Moving to a preset shows its output size; its step count applies while Quality is 0."""
-    return gr.update(value=min(make_preset(name).size, MAX_SIZE)), PRESET_HELP.get(name, "")
+    """Moving to a preset shows its output size and portrait settings; its step count applies while Quality is 0."""
+    cfg = make_preset(name)
+    return (
+        gr.update(value=min(cfg.size, MAX_SIZE)),
+        PRESET_HELP.get(name, ""),
+        *(getattr(cfg, k) if cfg.portrait else gr.skip() for k in PORTRAIT_CONTROLS),
+    )
 
 
 def weights_status():
@@ -351,6 +369,18 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
                     with gr.Row():
                         preserve_colors = gr.Checkbox(label="Keep my photo's colours")
                         match_style_colors = gr.Checkbox(label="Recolour the style to my photo's palette first")
+                    with gr.Row():
+                        pix = make_preset("pixar-portrait")
+                        warp_strength = gr.Slider(
+                            0, 1, value=pix.warp_strength, step=0.05, label="Portrait: face shape toward the style's"
+                        )
+                        region_colors = gr.Slider(
+                            0, 1, value=pix.region_colors, step=0.05, label="Portrait: cartoon colours (skin, hair)"
+                        )
+                        skin_smoothing = gr.Slider(
+                            0, 1, value=pix.skin_smoothing, step=0.05, label="Portrait: skin smoothing"
+                        )
+                        face_index = gr.Number(value=0, precision=0, label="Portrait: which face (0 = largest)")
                     extra_json = gr.Code(value="", language="json", label="Other engine settings (JSON)", lines=3)
                     gr.Markdown(
                         "Any `python -m style_core --help` field, e.g. "
@@ -371,6 +401,7 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
                     gallery = gr.Gallery(label="The picture at the end of each scale", columns=4, height=240)
                 with gr.Tab("Settings"):
                     settings = gr.JSON(label="What made this picture")
+                identity = gr.Markdown("**Identity:** (portrait mode only)", elem_id="identity")
                 download = gr.File(label="Full-resolution PNG", interactive=False, elem_id="download")
 
         if example_rows():
@@ -398,8 +429,12 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
             seed,
             backbone,
             extra_json,
+            warp_strength,
+            region_colors,
+            skin_smoothing,
+            face_index,
         ]
-        outputs = [canvas, progress, loss_plot, compare, gallery, settings, download]
+        outputs = [canvas, progress, loss_plot, compare, gallery, settings, download, identity]
         run.click(
             run_stylize,
             inputs,
@@ -411,7 +446,14 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
             show_progress_on=[progress],
         )
         stop.click(request_stop, None, None, queue=False, api_name="stop")
-        preset_menu.change(preset_changed, preset_menu, [size, preset_info], api_name=False)
+        preset_menu.change(
+            preset_changed,
+            preset_menu,
+            [size, preset_info, warp_strength, region_colors, skin_smoothing],
+            api_name=False,
+        )
+        for picture in (content, style):
+            picture.change(faces_changed, [content, style, preset_menu], [preset_menu, preset_info], api_name=False)
         status_timer.tick(weights_status, None, [status, status_timer], api_name=False, show_progress="hidden")
         demo.load(weights_status, None, [status, status_timer], api_name=False, show_progress="hidden")
     return demo

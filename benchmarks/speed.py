@@ -21,10 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from style_core import StyleConfig, stylize  # noqa: E402
-from style_core import engine as engine_mod  # noqa: E402
-from style_core.engine import Objective, get_backbone, to_pil, to_tensor  # noqa: E402
-from style_core.images import load_image, resize_long_side  # noqa: E402
+from style_core import StyleConfig, stylize
+from style_core import engine as engine_mod
+from style_core.engine import Objective, get_backbone, to_pil, to_tensor
+from style_core.images import load_image, resize_long_side
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CAFFE_MEAN_RGB = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1) / 255
@@ -32,11 +32,20 @@ CAFFE_MEAN_RGB = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1) / 255
 
 def seed_objective_config(size: int, device: str, backbone: str) -> StyleConfig:
     """The classic objective, in this engine's terms (absolute, not normalised, loss terms)."""
-    return StyleConfig(size=size, content_weight=5.0, style_weight=500.0, tv_weight=100.0 * 255**2,
-                       content_layers=("relu4_2",),
-                       style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-                       layer_weight_exp=1.0, style_loss="gram", normalize_losses=False, pooling="max",
-                       backbone=backbone, device=device).validate()
+    return StyleConfig(
+        size=size,
+        content_weight=5.0,
+        style_weight=500.0,
+        tv_weight=100.0 * 255**2,
+        content_layers=("relu4_2",),
+        style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        layer_weight_exp=1.0,
+        style_loss="gram",
+        normalize_losses=False,
+        pooling="max",
+        backbone=backbone,
+        device=device,
+    ).validate()
 
 
 def run_seed(objective: Objective, content: torch.Tensor, iterations: int, seed: int = 0) -> tuple[torch.Tensor, float]:
@@ -76,7 +85,8 @@ def project_config(size: int, device: str, backbone: str) -> StyleConfig:
     """The engine's own way to the same objective: L-BFGS from the photo, coarse to fine."""
     steps = max(60, round(size * 0.75))
     return seed_objective_config(size, device, backbone).replace(
-        optimizer="lbfgs", init="content", start_size=64, steps=steps, schedule_decay=0.8, checkpoint_every=1)
+        optimizer="lbfgs", init="content", start_size=64, steps=steps, schedule_decay=0.8, checkpoint_every=1
+    )
 
 
 def main() -> None:
@@ -115,14 +125,30 @@ def main() -> None:
     reached = next((t for t, v in values if v <= seed_obj), None)
     ratio = seed_s / reached if reached else 0.0
     when = f"{reached:.1f} s" if reached else "never"
-    print(f"project: {pcfg.steps} L-BFGS steps over scales to {args.size}px in {project_s:.1f} s, "
-          f"objective {project_obj:.6g}; reached the seed's objective after {when}")
-    print(f"ratio = {ratio:.1f} (seed time / project time to the seed's objective); "
-          f"project_objective <= seed_objective: {project_obj <= seed_obj}")
+    print(
+        f"project: {pcfg.steps} L-BFGS steps over scales to {args.size}px in {project_s:.1f} s, "
+        f"objective {project_obj:.6g}; reached the seed's objective after {when}"
+    )
+    print(
+        f"ratio = {ratio:.1f} (seed time / project time to the seed's objective); "
+        f"project_objective <= seed_objective: {project_obj <= seed_obj}"
+    )
     if args.json:
-        print(json.dumps({"size": args.size, "device": str(device), "backbone": net.arch, "seed_s": round(seed_s, 2),
-                          "project_s": round(project_s, 2), "project_reach_s": round(reached or 0, 2),
-                          "seed_objective": seed_obj, "project_objective": project_obj, "ratio": round(ratio, 2)}))
+        print(
+            json.dumps(
+                {
+                    "size": args.size,
+                    "device": str(device),
+                    "backbone": net.arch,
+                    "seed_s": round(seed_s, 2),
+                    "project_s": round(project_s, 2),
+                    "project_reach_s": round(reached or 0, 2),
+                    "seed_objective": seed_obj,
+                    "project_objective": project_obj,
+                    "ratio": round(ratio, 2),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         if frame is None:
             raise StylizeError("the run produced no picture")
         path = save_image(frame.image, args.output)
+        if frame.identity is not None:
+            from .portrait.faces import describe_identity
+
+            print(describe_identity(frame.identity))
         print(f"saved {path} ({frame.image.width}x{frame.image.height}, {frame.step} steps, {frame.elapsed:.1f} s)")
         return 0
     except (ImageError, ConfigError) as exc:

@@ -46,7 +46,8 @@ class Frame:
     elapsed: float
     is_final: bool
     event: str = "progress"  # "progress", "scale" (a scale finished) or "final"
-    message: str = ""  # set when the run had to recover from a fault
+    message: str = ""  # set when the run had to recover from a fault, or fell back to plain mode
+    identity: float | None = None  # portrait mode, final frame: face embedding distance to the photo
 
 
 @dataclass
@@ -127,6 +128,27 @@ class Objective:
         with torch.no_grad(), self.amp:
             feats = net(content)
         self.content_targets = {n: feats[n].float() for n in config.content_layers}
+        # Masks resized once per scale: each region's pixels at each style layer's resolution, and the
+        # content-weight map at each content layer's.
+        g = guidance
+        self.sparse = {
+            (r, layer): losses.sparse_mask(m.to(content.device), *feats[layer].shape[-2:])
+            for r, m in (g.content_masks.items() if g else ())
+            for layer in config.style_layers
+        }
+        self.weight_maps = (
+            {
+                n: F.interpolate(
+                    g.content_weight_map.to(content.device).float(),
+                    size=feats[n].shape[-2:],
+                    mode="bilinear",
+                    align_corners=False,
+                )
+                for n in config.content_layers
+            }
+            if g is not None and g.content_weight_map is not None
+            else {}
+        )
         self.content_norm = {
             n: (1 / t.pow(2).mean().clamp_min(1e-8) if config.normalize_losses else 1.0)
             for n, t in self.content_targets.items()
@@ -193,13 +215,13 @@ class Objective:
         cfg, g = self.config, self.guidance
         with self.amp:
             feats = self.net(image)
-        weight_map = g.content_weight_map if g is not None else None
         content = sum(
-            self.content_norm[n] * losses.content_loss(feats[n], t, weight_map) for n, t in self.content_targets.items()
+            self.content_norm[n] * losses.content_loss(feats[n], t, self.weight_maps.get(n))
+            for n, t in self.content_targets.items()
         )
         style = image.new_zeros(())
         for (layer, region), (target, norm) in self.style_targets.items():
-            mask = g.content_masks[region] if region else None
+            mask = self.sparse[region, layer] if region else None
             rw = g.region_weights.get(region, 1.0) if region else 1.0
             if cfg.style_loss == "gram":
                 term = losses.gram_loss(feats[layer], target, mask)
@@ -249,6 +271,11 @@ def stylize(
     """
     config = (config or StyleConfig()).validate()
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+    if config.portrait and guidance is None:
+        from .portrait.pipeline import stylize_portrait  # faces -> guidance, then back here
+
+        yield from stylize_portrait(content, style_list, config, backbone=backbone, should_stop=should_stop)
+        return
     if not style_list:
         raise StylizeError("at least one style picture is needed")
     blend = list(config.style_blend) if config.style_blend is not None else [1.0] * len(style_list)
@@ -262,6 +289,9 @@ def stylize(
     if config.seed is not None:
         torch.manual_seed(config.seed)
     net = backbone if backbone is not None else get_backbone(config, device).net
+    missing = [n for n in (*config.content_layers, *config.style_layers) if n not in net.layers]
+    if missing:
+        raise StylizeError(f"the network was built without the layers {missing}")
     if config.match_style_colors:
         ref = to_tensor(resize_long_side(content_img, 256), torch.device("cpu"))
         style_imgs = [to_pil(match_colors(to_tensor(s, torch.device("cpu")), ref)) for s in style_imgs]

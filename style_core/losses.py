@@ -16,23 +16,55 @@ def content_loss(features: torch.Tensor, target: torch.Tensor, weight_map: torch
     diff = (features.float() - target.float()) ** 2
     if weight_map is None:
         return diff.mean()
-    w = F.interpolate(weight_map, size=diff.shape[-2:], mode="bilinear", align_corners=False)
+    w = weight_map
+    if w.shape[-2:] != diff.shape[-2:]:
+        w = F.interpolate(w, size=diff.shape[-2:], mode="bilinear", align_corners=False)
     return (diff * w).sum() / (w.sum() * diff.shape[1]).clamp_min(1e-8)
 
 
-def gram(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+@dataclass(frozen=True)
+class SparseMask:
+    """A soft mask at one feature resolution, kept as the pixels it covers: a region costs its own area."""
+
+    index: torch.Tensor  # flat pixel indices where the mask is above a threshold
+    weight: torch.Tensor  # the mask's value at those pixels
+    height: int
+    width: int
+
+
+def sparse_mask(mask: torch.Tensor, h: int, w: int, threshold: float = 1e-3) -> SparseMask:
+    """Resize a soft (H, W) mask to (h, w) and keep its covered pixels."""
+    m = _fit_mask(mask, h, w).reshape(-1)
+    index = torch.nonzero(m > threshold).squeeze(1)
+    return SparseMask(index, m.index_select(0, index), h, w)
+
+
+def _masked_pixels(
+    flat: torch.Tensor, mask: torch.Tensor | SparseMask, h: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, n) features of the covered pixels and their (n,) weights."""
+    if not isinstance(mask, SparseMask):
+        mask = sparse_mask(mask, h, w)
+    elif (mask.height, mask.width) != (h, w):
+        raise ValueError(f"mask made for {mask.height}x{mask.width} features, used on {h}x{w}")
+    return flat.index_select(1, mask.index), mask.weight
+
+
+def gram(features: torch.Tensor, mask: torch.Tensor | SparseMask | None = None) -> torch.Tensor:
     """Gram matrix normalised by C*H*W (as the classic neural-style), optionally over a soft mask's pixels."""
     f = features.float()
     b, c, h, w = f.shape
     flat = f.reshape(b * c, h * w) if b == 1 else f.permute(1, 0, 2, 3).reshape(c, b * h * w)
     if mask is None:
         return flat @ flat.T / (c * flat.shape[1])
-    m = _fit_mask(mask, h, w).reshape(1, -1)
-    area = m.sum().clamp_min(1.0)
-    return (flat * m) @ flat.T / (c * area)
+    pixels, weight = _masked_pixels(flat, mask, h, w)
+    weighted = pixels * weight.sqrt()
+    return weighted @ weighted.T / (c * weight.sum().clamp_min(1.0))
 
 
-def gram_loss(features: torch.Tensor, target_gram: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def gram_loss(
+    features: torch.Tensor, target_gram: torch.Tensor, mask: torch.Tensor | SparseMask | None = None
+) -> torch.Tensor:
     """Mean squared difference of Gram matrices (Gatys et al. 2016)."""
     return ((gram(features, mask) - target_gram) ** 2).mean()
 
@@ -53,17 +85,17 @@ def _fit_mask(mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def mean_cov(
-    features: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-5
+    features: torch.Tensor, mask: torch.Tensor | SparseMask | None = None, eps: float = 1e-5
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and covariance over (masked) pixels, in float32."""
     f = features.float()
-    c = f.shape[1]
+    c, h, w = f.shape[1], f.shape[-2], f.shape[-1]
     flat = f.permute(1, 0, 2, 3).reshape(c, -1)
     if mask is None:
         weights = torch.full((1, flat.shape[1]), 1.0 / flat.shape[1], device=f.device)
     else:
-        m = _fit_mask(mask, f.shape[-2], f.shape[-1]).reshape(1, -1)
-        weights = m / m.sum().clamp_min(1e-8)
+        flat, m = _masked_pixels(flat, mask, h, w)
+        weights = (m / m.sum().clamp_min(1e-8)).reshape(1, -1)
     mean = (flat * weights).sum(1)
     centered = flat - mean[:, None]
     cov = (centered * weights) @ centered.T
@@ -75,13 +107,13 @@ def _sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
     return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
 
 
-def gaussian(features: torch.Tensor, mask: torch.Tensor | None = None) -> Gaussian:
+def gaussian(features: torch.Tensor, mask: torch.Tensor | SparseMask | None = None) -> Gaussian:
     """A style target for W2: fit once per style picture and layer."""
     mean, cov = mean_cov(features, mask)
     return Gaussian(mean, cov, _sqrtm_psd(cov.double()).float())
 
 
-def w2_loss(features: torch.Tensor, target: Gaussian, mask: torch.Tensor | None = None) -> torch.Tensor:
+def w2_loss(features: torch.Tensor, target: Gaussian, mask: torch.Tensor | SparseMask | None = None) -> torch.Tensor:
     """Squared Wasserstein-2 distance between Gaussian fits, divided by the channel count.
 
     tr(sqrtm(S_t^1/2 S S_t^1/2)) is the sum of square roots of eigenvalues; differentiating eigenvalues

@@ -1,0 +1,118 @@
+"""Face boxes, 68 landmarks and 128-D identity embeddings from dlib, entirely offline.
+
+The model files ship in the `face-recognition-models` wheel; they are found by the package's location because
+importing it needs `pkg_resources`, which new setuptools no longer has.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+DETECT_LONG_SIDE = 640  # detect on a copy this size: fast, and faces stay well above dlib's 80 px minimum
+SAME_PERSON = 0.6  # dlib's threshold: embeddings closer than this are the same person
+_lock = threading.Lock()  # dlib's models are not documented as thread-safe
+
+
+class FaceError(RuntimeError):
+    """Face models missing or unusable; portrait mode falls back to plain mode with this message."""
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: box (left, top, right, bottom) and 68 landmarks (x, y), in the image's pixels."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    detector: str
+
+    @property
+    def area(self) -> float:
+        left, top, right, bottom = self.box
+        return max(0.0, right - left) * max(0.0, bottom - top)
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+
+def models_dir() -> Path:
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FaceError("face models not installed (pip install face-recognition-models dlib-bin)")
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+@lru_cache(maxsize=1)
+def _models():
+    try:
+        import dlib
+    except ImportError:
+        raise FaceError("dlib is not installed (pip install dlib-bin)") from None
+    root = models_dir()
+    return (
+        dlib,
+        dlib.get_frontal_face_detector(),
+        dlib.cnn_face_detection_model_v1(str(root / "mmod_human_face_detector.dat")),
+        dlib.shape_predictor(str(root / "shape_predictor_68_face_landmarks.dat")),
+        dlib.face_recognition_model_v1(str(root / "dlib_face_recognition_resnet_model_v1.dat")),
+    )
+
+
+def _small(img: Image.Image) -> tuple[np.ndarray, float]:
+    scale = min(1.0, DETECT_LONG_SIDE / max(img.size))
+    if scale < 1.0:
+        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.BILINEAR)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"))), scale
+
+
+def find_faces(img: Image.Image, use_cnn: bool = True) -> list[Face]:
+    """Faces, largest first: the HOG detector, then the CNN one (which also finds cartoon faces)."""
+    dlib, hog, cnn, predictor, _ = _models()
+    array, scale = _small(img)
+    with _lock:
+        rects, detector = list(hog(array, 1)), "hog"
+        if not rects and use_cnn:
+            rects, detector = [d.rect for d in cnn(array, 1)], "cnn"
+        faces = []
+        for r in rects:
+            shape = predictor(array, r)
+            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64) / scale
+            box = (r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
+            faces.append(Face(box, points, detector))
+    return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def descriptor(img: Image.Image, face: Face) -> np.ndarray:
+    """dlib's 128-D embedding of one face."""
+    dlib, _, _, predictor, recognizer = _models()
+    array, scale = _small(img)
+    left, top, right, bottom = (round(v * scale) for v in face.box)
+    with _lock:
+        shape = predictor(array, dlib.rectangle(left, top, right, bottom))
+        return np.array(recognizer.compute_face_descriptor(array, shape, 1))
+
+
+def identity_distance(
+    reference: Image.Image, candidate: Image.Image, reference_face: Face | None = None
+) -> float | None:
+    """Embedding distance between the reference's face and the candidate's largest face (None: no face found)."""
+    ref_face = reference_face or next(iter(find_faces(reference)), None)
+    faces = find_faces(candidate)
+    if ref_face is None or not faces:
+        return None
+    return float(np.linalg.norm(descriptor(reference, ref_face) - descriptor(candidate, faces[0])))
+
+
+def describe_identity(distance: float | None) -> str:
+    """Plain words for the app and the CLI."""
+    if distance is None:
+        return "identity: no face found in the result"
+    verdict = "same person" if distance < SAME_PERSON else "may not read as the same person"
+    return f"{verdict}: {distance:.2f} (below {SAME_PERSON} means same person)"

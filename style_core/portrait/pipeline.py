@@ -1,0 +1,132 @@
+"""Portrait mode end to end: find the faces, warp, build region masks and the content-weight map, run the
+engine with that guidance, finish the result and score its identity. No face: plain mode, with a message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..config import StyleConfig
+from ..engine import Frame, Guidance, stylize
+from ..images import ImageSource, load_image, resize_long_side
+from .faces import Face, FaceError, describe_identity, find_faces, identity_distance
+from .finish import cartoon_finish
+from .masks import REGIONS, content_weight_map, region_masks
+from .warp import warp_face
+
+STYLE_REGION_WEIGHTS = {
+    "skin": 1.0,
+    "eyes": 1.0,
+    "brows": 0.7,
+    "nose": 0.7,
+    "mouth": 1.0,
+    "hair": 1.0,
+    "background": 0.5,
+}
+MASK_LONG_SIDE = 512
+
+
+def _plain(content, styles, config, backbone, should_stop, why: str) -> Iterator[Frame]:
+    for frame in stylize(content, styles, config.replace(portrait=False), backbone=backbone, should_stop=should_stop):
+        yield replace(frame, message=(frame.message + "; " if frame.message else "") + why) if frame.is_final else frame
+
+
+def _tensors(masks: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {r: torch.from_numpy(m) for r, m in masks.items()}
+
+
+def _style_masks(img: Image.Image, face: Face | None) -> tuple[dict[str, np.ndarray], Image.Image]:
+    small = resize_long_side(img, min(MASK_LONG_SIDE, max(img.size)))
+    if face is None:  # a style picture without a face lends its whole texture to every region
+        return {r: np.ones((small.height, small.width), np.float32) for r in REGIONS}, small
+    return region_masks(small.size, face.landmarks * (small.width / img.width)), small
+
+
+def stylize_portrait(
+    content: ImageSource,
+    styles: Sequence[ImageSource],
+    config: StyleConfig,
+    backbone=None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[Frame]:
+    """Like `stylize`, with faces matched region by region; the final frame carries the identity score."""
+    content_img = load_image(content)
+    style_imgs = [load_image(s) for s in styles]
+    try:
+        faces = find_faces(content_img)
+        style_faces = [next(iter(find_faces(s)), None) for s in style_imgs]
+    except FaceError as exc:
+        yield from _plain(content_img, style_imgs, config, backbone, should_stop, f"portrait mode unavailable ({exc})")
+        return
+    if not faces:
+        yield from _plain(
+            content_img,
+            style_imgs,
+            config,
+            backbone,
+            should_stop,
+            "no face found in your photo, so it was painted in plain mode",
+        )
+        return
+    if style_faces[0] is None:
+        yield from _plain(
+            content_img,
+            style_imgs,
+            config,
+            backbone,
+            should_stop,
+            "no face found in the style picture, so it was painted in plain mode",
+        )
+        return
+    face = faces[min(config.face_index, len(faces) - 1)]
+    note = f"{len(faces)} faces found; used face {min(config.face_index, len(faces) - 1) + 1}" if len(faces) > 1 else ""
+
+    work = resize_long_side(content_img, config.size)
+    lm = face.landmarks * (work.width / content_img.width)
+    style_lm = style_faces[0].landmarks
+    warped, lm = warp_face(work, lm, style_lm, config.warp_strength)
+    masks = region_masks(warped.size, lm)
+    style_sets = [_style_masks(img, f) for img, f in zip(style_imgs, style_faces)]
+    guidance = Guidance(
+        content_masks=_tensors(masks),
+        style_masks=[_tensors(m) for m, _ in style_sets],
+        region_weights=STYLE_REGION_WEIGHTS,
+        content_weight_map=torch.from_numpy(content_weight_map(masks, config.keep_face))[None, None],
+    )
+    for frame in stylize(warped, style_imgs, config, backbone=backbone, guidance=guidance, should_stop=should_stop):
+        if not frame.is_final:
+            yield frame
+            continue
+        image = _finish(frame.image, masks, style_sets[0], config, float(np.ptp(lm[:17, 0])))
+        distance = identity_distance(content_img, image, face)
+        message = "; ".join(m for m in (frame.message, note, describe_identity(distance)) if m)
+        yield replace(frame, image=image, identity=distance, message=message)
+
+
+def _finish(
+    image: Image.Image, masks: dict[str, np.ndarray], style_set, config: StyleConfig, face_width: float
+) -> Image.Image:
+    if config.region_colors <= 0 and config.skin_smoothing <= 0:
+        return image
+    style_masks, style_small = style_set
+    out_masks = (
+        masks
+        if next(iter(masks.values())).shape == (image.height, image.width)
+        else {r: np.asarray(Image.fromarray(m).resize(image.size, Image.Resampling.BILINEAR)) for r, m in masks.items()}
+    )
+    arr = np.asarray(image, dtype=np.float64) / 255.0
+    style_arr = np.asarray(style_small, dtype=np.float64) / 255.0
+    done = cartoon_finish(
+        arr,
+        out_masks,
+        style_arr,
+        style_masks,
+        config.region_colors,
+        config.skin_smoothing,
+        face_width * image.width / next(iter(masks.values())).shape[1],
+    )
+    return Image.fromarray((done * 255 + 0.5).clip(0, 255).astype(np.uint8))

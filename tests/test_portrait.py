@@ -1,0 +1,132 @@
+"""Portrait mode: mask geometry, guided losses, the warp, the pipeline's fallbacks and its identity score."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from style_core import StyleConfig, losses, stylize
+from style_core.portrait.masks import REGIONS, content_weight_map, region_masks
+from style_core.portrait.warp import similarity_align, target_landmarks, warp_face
+
+
+def synthetic_landmarks(cx: float = 100, cy: float = 110, s: float = 1.0) -> np.ndarray:
+    """68 points in dlib's order for a frontal face about 120*s px wide, centred at (cx, cy)."""
+    pts = []
+    for t in np.linspace(np.pi, 0, 17):  # jaw: ear to ear under the face
+        pts.append((cx + 60 * s * np.cos(t), cy - 10 * s + 70 * s * np.sin(t)))
+    for x0 in (-45, 10):  # brows
+        pts += [(cx + (x0 + 9 * i) * s, cy - 40 * s - 4 * s * np.sin(i / 4 * np.pi)) for i in range(5)]
+    pts += [(cx, cy + (-30 + 10 * i) * s) for i in range(4)]  # nose bridge
+    pts += [(cx + 8 * (i - 2) * s, cy + 12 * s) for i in range(5)]  # nostrils
+    for ex in (-28, 28):  # eyes: 6 points each
+        pts += [(cx + (ex + 12 * np.cos(a)) * s, cy - 20 * s + 5 * s * np.sin(a))
+                for a in np.linspace(np.pi, -np.pi, 6, endpoint=False)]
+    pts += [(cx + 22 * np.cos(a) * s, cy + 35 * s + 9 * np.sin(a) * s)
+            for a in np.linspace(np.pi, -np.pi, 12, endpoint=False)]  # outer lip
+    pts += [(cx + 14 * np.cos(a) * s, cy + 35 * s + 4 * np.sin(a) * s)
+            for a in np.linspace(np.pi, -np.pi, 8, endpoint=False)]  # inner lip
+    return np.array(pts, dtype=float)
+
+
+def test_masks_follow_the_landmarks():
+    lm = synthetic_landmarks()
+    masks = region_masks((200, 240), lm)
+    assert set(masks) == set(REGIONS)
+    total = sum(masks.values())
+    assert np.allclose(total, 1.0, atol=1e-3)
+    eye = lm[36:42].mean(0).round().astype(int)
+    mouth = lm[48:60].mean(0).round().astype(int)
+    cheek = (lm[2] * 0.5 + lm[30] * 0.5).round().astype(int)
+    assert masks["eyes"][eye[1], eye[0]] > 0.6
+    assert masks["mouth"][mouth[1], mouth[0]] > 0.6 and masks["mouth"][eye[1], eye[0]] < 0.05
+    assert masks["skin"][cheek[1], cheek[0]] > 0.6
+    assert masks["background"][235, 2] > 0.9
+    hair_row = int(lm[17:27, 1].min() - 40)
+    assert masks["hair"][hair_row, 100] > 0.5
+
+
+def test_content_weight_map_favours_features():
+    lm = synthetic_landmarks()
+    masks = region_masks((200, 240), lm)
+    w = content_weight_map(masks, keep_face=4.0)
+    eye = lm[36:42].mean(0).round().astype(int)
+    cheek = (lm[2] * 0.5 + lm[30] * 0.5).round().astype(int)
+    assert w[eye[1], eye[0]] > 2.5 * w[cheek[1], cheek[0]] > 2.5 * w[235, 2] * 0.9
+
+
+def test_guided_losses_are_zero_when_regions_match_and_sparse_equals_dense():
+    torch.manual_seed(0)
+    f = torch.rand(1, 6, 12, 12)
+    mask = torch.zeros(12, 12)
+    mask[2:7, 3:9] = 1.0
+    other = f.clone()
+    other[..., 8:, :] = 9.0  # outside the region
+    assert losses.gram_loss(other, losses.gram(f, mask), mask) < 1e-10
+    assert losses.w2_loss(other, losses.gaussian(f, mask), mask) < 1e-3
+    assert losses.w2_loss(other, losses.gaussian(f)) > 0.1
+    sparse = losses.sparse_mask(mask, 12, 12)
+    assert torch.allclose(losses.gram(f, sparse), losses.gram(f, mask))
+
+
+def test_similarity_alignment_recovers_a_known_transform():
+    src = synthetic_landmarks()
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -5.0])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    dst = scale * src @ rot.T + shift
+    assert np.allclose(similarity_align(src, dst), dst, atol=1e-6)
+
+
+def test_warp_at_strength_zero_is_the_identity_and_moves_landmarks_otherwise():
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (240, 200, 3), dtype=np.uint8))
+    lm = synthetic_landmarks()
+    style_lm = synthetic_landmarks(s=1.1)
+    style_lm[36:48] = (style_lm[36:48] - style_lm[36:48].mean(0)) * 1.6 + style_lm[36:48].mean(0)  # big eyes
+    same, same_lm = warp_face(img, lm, style_lm, 0.0)
+    assert np.array_equal(np.asarray(same), np.asarray(img)) and np.array_equal(same_lm, lm)
+    warped, new_lm = warp_face(img, lm, style_lm, 0.5)
+    assert warped.size == img.size
+    assert np.allclose(new_lm, target_landmarks(lm, style_lm, 0.5))
+    eye_width = lambda p: np.ptp(p[36:42, 0])  # noqa: E731
+    assert eye_width(new_lm) > eye_width(lm) * 1.1
+    assert not np.array_equal(np.asarray(warped), np.asarray(img))
+
+
+def test_no_face_falls_back_to_plain_mode_with_a_message(tiny_net, content_img, style_img):
+    cfg = StyleConfig(size=48, start_size=48, steps=4, checkpoint_every=2, device="cpu", portrait=True)
+    final = list(stylize(content_img, style_img, cfg, backbone=tiny_net))[-1]
+    assert final.is_final and "no face" in final.message and "plain mode" in final.message
+    assert final.identity is None
+
+
+@pytest.mark.integration
+def test_portrait_run_on_real_faces_reports_identity(data_dir):
+    from style_core.backbone import random_backbone
+    from style_core.config import preset
+
+    cfg = preset("pixar-portrait", size=96, start_size=96, steps=4, checkpoint_every=2, device="cpu")
+    net = random_backbone("vgg19", list(cfg.content_layers + cfg.style_layers))
+    frames = list(stylize(data_dir / "077417.jpg", data_dir / "Cartoons_00167_01.jpg", cfg, backbone=net))
+    final = frames[-1]
+    assert final.is_final and max(final.image.size) == 96
+    assert "same person" in final.message or "no face found in the result" in final.message
+    if final.identity is not None:
+        assert 0 <= final.identity < 2
+
+
+@pytest.mark.integration
+def test_faces_and_landmarks_on_a_photo_and_a_cartoon(data_dir):
+    from style_core.images import load_image
+    from style_core.portrait.faces import find_faces, identity_distance
+
+    photo = load_image(data_dir / "077417.jpg")
+    faces = find_faces(photo)
+    assert len(faces) == 1 and faces[0].landmarks.shape == (68, 2)
+    left, top, right, bottom = faces[0].box
+    inside = (faces[0].landmarks[:, 0] > left - 50) & (faces[0].landmarks[:, 0] < right + 50)
+    assert inside.all() and top < faces[0].landmarks[30, 1] < bottom
+    assert find_faces(load_image(data_dir / "Cartoons_00003_01.jpg"))
+    assert find_faces(load_image(data_dir / "tubingen.jpg")) == []
+    assert identity_distance(photo, photo.resize((512, 512))) < 0.2
+    assert identity_distance(photo, load_image(data_dir / "brad_pitt.jpg")) > 0.6
