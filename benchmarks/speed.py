@@ -15,13 +15,15 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from style_core import StyleConfig, stylize
+from style_core import StyleConfig, preset, stylize
 from style_core import engine as engine_mod
 from style_core.engine import Objective, get_backbone, to_pil, to_tensor
 from style_core.images import load_image, resize_long_side
@@ -89,6 +91,66 @@ def project_config(size: int, device: str, backbone: str) -> StyleConfig:
     )
 
 
+def conv_flops(net, height: int, width: int) -> float:
+    """Forward FLOPs of the network's convolutions at an input size (2 per multiply-add)."""
+    flops, h, w = 0.0, height, width
+    for module in net.features:
+        if isinstance(module, torch.nn.Conv2d):
+            flops += 2 * h * w * module.in_channels * module.out_channels * 9
+        elif isinstance(module, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)):
+            h, w = -(-h // 2), -(-w // 2)
+    return flops
+
+
+def _best_time(fn, device: torch.device, repeats: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def fwd_bwd_vs_sgemm(net, device: torch.device, size: int = 512) -> dict:
+    """Achieved GFLOP/s of the backbone's forward + backward (to the input) over float32 matmul GFLOP/s."""
+    x = torch.rand(1, 3, size, size, device=device, requires_grad=True)
+
+    def fwd_bwd() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=engine_mod.use_autocast(device)):
+            feats = net(x)
+        sum(f.float().pow(2).mean() for f in feats.values()).backward()
+
+    net_gflops = 2 * conv_flops(net, size, size) / _best_time(fwd_bwd, device) / 1e9
+    n = 2048 if device.type == "cpu" else 8192
+    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
+    mm_gflops = 2 * n**3 / _best_time(lambda: a @ b, device) / 1e9
+    return {"fwd_bwd_gflops": round(net_gflops, 1), "sgemm_gflops": round(mm_gflops, 1),
+            "fwd_bwd_vs_sgemm": round(net_gflops / mm_gflops, 3)}
+
+
+def first_frame_seconds(content: Image.Image, style: Image.Image, device: str) -> float:
+    """Time to the first frame of the default preset (network already loaded, as in the running app)."""
+    engine_mod._style_stats.clear()
+    start = time.perf_counter()
+    frames = stylize(content, style, preset(device=device))
+    next(frames)
+    elapsed = time.perf_counter() - start
+    frames.close()
+    return elapsed
+
+
+def portrait_seconds(size: int, device: str) -> tuple[float, float | None]:
+    """Wall time of the portrait preset on a shared portrait and cartoon face, and its identity distance."""
+    start = time.perf_counter()
+    frames = stylize(DATA / "077417.jpg", DATA / "Cartoons_00167_01.jpg",
+                     preset("pixar-portrait", size=size, device=device))
+    final = deque(frames, maxlen=1)[0]
+    return time.perf_counter() - start, final.identity
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=128)
@@ -98,6 +160,7 @@ def main() -> None:
     parser.add_argument("--backbone", default=os.environ.get("SPEED_BACKBONE", "vgg16"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    parser.add_argument("--skip-extras", action="store_true", help="only the seed/project comparison")
     args = parser.parse_args()
 
     cfg = seed_objective_config(args.size, args.device, args.backbone)
@@ -133,22 +196,22 @@ def main() -> None:
         f"ratio = {ratio:.1f} (seed time / project time to the seed's objective); "
         f"project_objective <= seed_objective: {project_obj <= seed_obj}"
     )
+    result = {"size": args.size, "device": str(device), "backbone": net.arch, "seed_s": round(seed_s, 2),
+              "project_s": round(project_s, 2), "project_reach_s": round(reached or 0, 2),
+              "seed_objective": seed_obj, "project_objective": project_obj, "ratio": round(ratio, 2)}
+    if not args.skip_extras:
+        result["first_frame_s"] = round(first_frame_seconds(content_img, style_img, args.device), 2)
+        print(f"first frame of the default preset: {result['first_frame_s']} s")
+        speed = fwd_bwd_vs_sgemm(get_backbone(preset(device=args.device), device).net, device)
+        result.update(speed)
+        print(f"backbone fwd+bwd at 512 px: {speed['fwd_bwd_gflops']} GFLOP/s; float32 matmul: "
+              f"{speed['sgemm_gflops']} GFLOP/s; ratio {speed['fwd_bwd_vs_sgemm']}")
+        seconds, identity = portrait_seconds(512, args.device)
+        result["portrait_512_s"] = round(seconds, 1)
+        result["portrait_512_identity"] = identity
+        print(f"portrait preset at 512 px: {seconds:.1f} s (identity distance {identity})")
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "size": args.size,
-                    "device": str(device),
-                    "backbone": net.arch,
-                    "seed_s": round(seed_s, 2),
-                    "project_s": round(project_s, 2),
-                    "project_reach_s": round(reached or 0, 2),
-                    "seed_objective": seed_obj,
-                    "project_objective": project_obj,
-                    "ratio": round(ratio, 2),
-                }
-            )
-        )
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

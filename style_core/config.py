@@ -148,7 +148,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "pixar-portrait": {
         "portrait": True,
         "size": 384,
-        "steps": 300,
+        "steps": 220,
+        "schedule_decay": 0.65,  # most steps at the small scales: 512 px in under a minute on 2 cores
         "style_weight": 3.0,
         "content_weight": 3.0,
         "content_layers": ("relu2_2", "relu3_2", "relu4_2"),

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +92,22 @@ def get_backbone(config: StyleConfig, device: torch.device) -> Backbone:
     return _backbones[key]
 
 
+def use_autocast(device: torch.device) -> bool:
+    """bf16 autocast where it pays: CUDA, and CPUs with AMX bf16 units (oneDNN uses them)."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and _cpu_has_amx()
+
+
+@lru_cache(maxsize=1)
+def _cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "amx_bf16" in f.read()
+    except OSError:
+        return False
+
+
 def to_tensor(img: Image.Image, device: torch.device) -> torch.Tensor:
     return TF.to_tensor(img).unsqueeze(0).to(device)
 
@@ -121,7 +138,7 @@ class Objective:
         self.net, self.config, self.guidance = net, config, guidance
         self.amp = (
             torch.autocast(content.device.type, dtype=torch.bfloat16)
-            if config.autocast and content.device.type == "cuda"
+            if config.autocast and use_autocast(content.device)
             else nullcontext()
         )
         self.layer_weights = dict(zip(config.style_layers, _layer_weights(config)))
