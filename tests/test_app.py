@@ -69,9 +69,22 @@ def test_gradio_client_streams_frames_and_gets_the_asked_size(app_url, data_dir)
     final = job.result()
     image = Image.open(final[0])
     assert max(image.size) == 112
-    png = Image.open(final[-1])
+    png = Image.open(final[6])
     assert png.format == "PNG" and png.size == image.size
     assert final[5]["command"].startswith("python -m style_core")
+
+
+def test_portrait_mode_shows_the_identity_score(app_url, data_dir):
+    from gradio_client import Client, handle_file
+
+    client = Client(app_url, verbose=False)
+    final = client.predict(content=handle_file(str(data_dir / "077417.jpg")),
+                           style=handle_file(str(data_dir / "Cartoons_00167_01.jpg")),
+                           preset="pixar-portrait", size=160, steps=40, api_name="/stylize")
+    identity = final[7]
+    assert identity.startswith("**Identity:**")
+    assert "same person" in identity and "below 0.6" in identity, identity
+    assert final[5]["identity_distance"] is not None
 
 
 def test_a_missing_style_is_a_plain_message(app_url, data_dir):
@@ -138,3 +151,38 @@ def test_browser_paints_live_and_stops(app_url, data_dir):
             f"canvas changes in the first run: {len(seen)}\nstop latency: {stop_latency:.2f} s\n")
         browser.close()
     assert stop_latency < 5, stop_latency
+
+
+@pytest.mark.parametrize("name", ["zero_byte.jpg", "html.jpg", "truncated.jpg", "bomb.png", "tall_1x3000.png"])
+def test_hostile_uploads_get_a_plain_message_and_the_app_keeps_working(app_url, tmp_path, name):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from .hostile import CASES
+
+    path = tmp_path / name
+    path.write_bytes(CASES[name][0])
+    good = tmp_path / "good.png"
+    good.write_bytes(CASES["grayscale.png"][0])
+    client = Client(app_url, verbose=False)
+    with pytest.raises(AppError) as info:
+        client.predict(content=handle_file(str(path)), style=handle_file(str(good)), size=64, api_name="/stylize")
+    message = str(info.value)
+    assert "Traceback" not in message and len(message) < 400
+    # the app still paints afterwards
+    result = client.predict(content=handle_file(str(good)), style=handle_file(str(good)), preset="fast-preview",
+                            size=64, steps=5, api_name="/stylize")
+    assert Image.open(result[0]).size[0] == 64
+
+
+def test_the_server_does_not_serve_its_files(app_url):
+    import urllib.error
+
+    for path in ("file=/etc/passwd", "gradio_api/file=/etc/passwd", "gradio_api/file=../../../../etc/passwd",
+                 "gradio_api/file=%2Fetc%2Fpasswd", "file=app.py", "gradio_api/file=app.py", "../etc/passwd"):
+        try:
+            body = urllib.request.urlopen(app_url + path, timeout=10).read()
+        except urllib.error.HTTPError as exc:
+            assert exc.code in (400, 403, 404, 405), (path, exc.code)
+            continue
+        assert b"root:" not in body and b"import gradio" not in body, path
