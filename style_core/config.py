@@ -151,9 +151,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "steps": 220,
         "schedule_decay": 0.65,  # most steps at the small scales: 512 px in under a minute on 2 cores
         "style_weight": 3.0,
-        "content_weight": 3.0,
+        "content_weight": 6.0,
         "content_layers": ("relu2_2", "relu3_2", "relu4_2"),
-        "keep_face": 4.0,
+        "keep_face": 6.0,
         "warp_strength": 0.15,
         "region_colors": 0.5,
         "skin_smoothing": 0.5,
