@@ -1,12 +1,12 @@
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from style_core.images import ImageError, load_image, resize_long_side, save_image
+
+from .hostile import _png_header_only
 
 
 def _save(img: Image.Image, tmp_path, name: str, **kw) -> str:
@@ -64,14 +64,6 @@ def test_arrays_and_bytes(tmp_path):
     assert load_image(buf.getvalue()).size == (12, 12)
     with pytest.raises(ImageError, match="HxW"):
         load_image(np.zeros((2, 3, 4, 5)))
-
-
-def _png_header_only(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
