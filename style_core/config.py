@@ -148,7 +148,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "pixar-portrait": {
         "portrait": True,
         "size": 384,
-        "steps": 220,
+        "steps": 200,
         "schedule_decay": 0.65,  # most steps at the small scales: 512 px in under a minute on 2 cores
         "style_weight": 3.0,
         "content_weight": 6.0,

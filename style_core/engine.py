@@ -148,11 +148,16 @@ class Objective:
         # Masks resized once per scale: each region's pixels at each style layer's resolution, and the
         # content-weight map at each content layer's.
         g = guidance
-        self.sparse = {
-            (r, layer): losses.sparse_mask(m.to(content.device), *feats[layer].shape[-2:])
-            for r, m in (g.content_masks.items() if g else ())
-            for layer in config.style_layers
-        }
+        self.packed = (
+            {
+                layer: losses.pack_masks(
+                    {r: m.to(content.device) for r, m in g.content_masks.items()}, *feats[layer].shape[-2:]
+                )
+                for layer in config.style_layers
+            }
+            if g and g.content_masks
+            else {}
+        )
         self.weight_maps = (
             {
                 n: F.interpolate(
@@ -231,20 +236,27 @@ class Objective:
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg, g = self.config, self.guidance
         with self.amp:
-            feats = self.net(image)
+            feats = {k: v.float() for k, v in self.net(image).items()}  # statistics in fp32, converted once
         content = sum(
             self.content_norm[n] * losses.content_loss(feats[n], t, self.weight_maps.get(n))
             for n, t in self.content_targets.items()
         )
+        gram_mode = cfg.style_loss == "gram"
         style = image.new_zeros(())
-        for (layer, region), (target, norm) in self.style_targets.items():
-            mask = self.sparse[region, layer] if region else None
-            rw = g.region_weights.get(region, 1.0) if region else 1.0
-            if cfg.style_loss == "gram":
-                term = losses.gram_loss(feats[layer], target, mask)
+        for layer in cfg.style_layers:
+            if self.packed:
+                pixels = losses.gather_regions(feats[layer], self.packed[layer])
+                stats = {
+                    r: losses.weighted_gram(*pixels[r]) if gram_mode else losses.weighted_mean_cov(*pixels[r])
+                    for r in self.regions
+                }
             else:
-                term = losses.w2_loss(feats[layer], target, mask)
-            style = style + self.layer_weights[layer] * rw * norm * term
+                stats = {None: losses.gram(feats[layer]) if gram_mode else losses.mean_cov(feats[layer])}
+            for region, stat in stats.items():
+                target, norm = self.style_targets[layer, region]
+                rw = g.region_weights.get(region, 1.0) if region else 1.0
+                term = ((stat - target) ** 2).mean() if gram_mode else losses.w2_distance(*stat, target)
+                style = style + self.layer_weights[layer] * rw * norm * term
         if self.regions != [None]:
             style = style / sum(g.region_weights.get(r, 1.0) for r in self.regions)
         tv = losses.tv_loss(image)

@@ -50,6 +50,53 @@ def _masked_pixels(
     return flat.index_select(1, mask.index), mask.weight
 
 
+@dataclass(frozen=True)
+class PackedMasks:
+    """Every region's covered pixels at one feature resolution behind one index: a step gathers (and its
+    backward pass scatters) once per layer instead of once per region."""
+
+    index: torch.Tensor
+    weight: torch.Tensor
+    spans: dict[str, tuple[int, int]]
+    height: int
+    width: int
+
+
+def pack_masks(masks: dict[str, torch.Tensor], h: int, w: int) -> PackedMasks:
+    parts = {r: sparse_mask(m, h, w) for r, m in masks.items()}
+    spans, start = {}, 0
+    for r, part in parts.items():
+        spans[r] = (start, start + len(part.index))
+        start += len(part.index)
+    return PackedMasks(
+        torch.cat([p.index for p in parts.values()]), torch.cat([p.weight for p in parts.values()]), spans, h, w
+    )
+
+
+def gather_regions(features: torch.Tensor, packed: PackedMasks) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Each region's (C, n) pixels and (n,) mask weights, from one gather."""
+    c = features.shape[1]
+    pixels = features.float().reshape(c, -1).index_select(1, packed.index)
+    return {r: (pixels[:, a:b], packed.weight[a:b]) for r, (a, b) in packed.spans.items()}
+
+
+def weighted_gram(pixels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Gram of (C, n) pixels weighted by a soft mask, normalised by C times the mask's area."""
+    weighted = pixels * weight.sqrt()
+    return weighted @ weighted.T / (pixels.shape[0] * weight.sum().clamp_min(1.0))
+
+
+def weighted_mean_cov(
+    pixels: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of (C, n) pixels under (n,) weights."""
+    weights = (weight / weight.sum().clamp_min(1e-8)).reshape(1, -1)
+    mean = (pixels * weights).sum(1)
+    centered = pixels - mean[:, None]
+    cov = (centered * weights) @ centered.T
+    return mean, cov + eps * torch.eye(pixels.shape[0], device=pixels.device)
+
+
 def gram(features: torch.Tensor, mask: torch.Tensor | SparseMask | None = None) -> torch.Tensor:
     """Gram matrix normalised by C*H*W (as the classic neural-style), optionally over a soft mask's pixels."""
     f = features.float()
@@ -57,9 +104,7 @@ def gram(features: torch.Tensor, mask: torch.Tensor | SparseMask | None = None) 
     flat = f.reshape(b * c, h * w) if b == 1 else f.permute(1, 0, 2, 3).reshape(c, b * h * w)
     if mask is None:
         return flat @ flat.T / (c * flat.shape[1])
-    pixels, weight = _masked_pixels(flat, mask, h, w)
-    weighted = pixels * weight.sqrt()
-    return weighted @ weighted.T / (c * weight.sum().clamp_min(1.0))
+    return weighted_gram(*_masked_pixels(flat, mask, h, w))
 
 
 def gram_loss(
@@ -92,14 +137,8 @@ def mean_cov(
     c, h, w = f.shape[1], f.shape[-2], f.shape[-1]
     flat = f.permute(1, 0, 2, 3).reshape(c, -1)
     if mask is None:
-        weights = torch.full((1, flat.shape[1]), 1.0 / flat.shape[1], device=f.device)
-    else:
-        flat, m = _masked_pixels(flat, mask, h, w)
-        weights = (m / m.sum().clamp_min(1e-8)).reshape(1, -1)
-    mean = (flat * weights).sum(1)
-    centered = flat - mean[:, None]
-    cov = (centered * weights) @ centered.T
-    return mean, cov + eps * torch.eye(c, device=f.device)
+        return weighted_mean_cov(flat, torch.ones(flat.shape[1], device=f.device), eps)
+    return weighted_mean_cov(*_masked_pixels(flat, mask, h, w), eps)
 
 
 def _sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
@@ -119,7 +158,11 @@ def w2_loss(features: torch.Tensor, target: Gaussian, mask: torch.Tensor | Spars
     tr(sqrtm(S_t^1/2 S S_t^1/2)) is the sum of square roots of eigenvalues; differentiating eigenvalues
     alone avoids the unstable 1/(l_i - l_j) terms that a full eigenvector gradient would bring.
     """
-    mean, cov = mean_cov(features, mask)
+    return w2_distance(*mean_cov(features, mask), target)
+
+
+def w2_distance(mean: torch.Tensor, cov: torch.Tensor, target: Gaussian) -> torch.Tensor:
+    """The W2 term of `w2_loss` from already computed statistics."""
     c = mean.shape[0]
     mixed = target.cov_sqrt @ cov @ target.cov_sqrt
     mixed = (mixed + mixed.T) / 2
