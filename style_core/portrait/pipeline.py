@@ -59,28 +59,12 @@ def stylize_portrait(
     try:
         faces = find_faces(content_img)
         style_faces = [next(iter(find_faces(s)), None) for s in style_imgs]
+        missing = "your photo" if not faces else "the style picture" if style_faces[0] is None else ""
+        why = f"no face found in {missing}, so it was painted in plain mode" if missing else ""
     except FaceError as exc:
-        yield from _plain(content_img, style_imgs, config, backbone, should_stop, f"portrait mode unavailable ({exc})")
-        return
-    if not faces:
-        yield from _plain(
-            content_img,
-            style_imgs,
-            config,
-            backbone,
-            should_stop,
-            "no face found in your photo, so it was painted in plain mode",
-        )
-        return
-    if style_faces[0] is None:
-        yield from _plain(
-            content_img,
-            style_imgs,
-            config,
-            backbone,
-            should_stop,
-            "no face found in the style picture, so it was painted in plain mode",
-        )
+        why = f"portrait mode unavailable ({exc})"
+    if why:
+        yield from _plain(content_img, style_imgs, config, backbone, should_stop, why)
         return
     face = faces[min(config.face_index, len(faces) - 1)]
     note = f"{len(faces)} faces found; used face {min(config.face_index, len(faces) - 1) + 1}" if len(faces) > 1 else ""
