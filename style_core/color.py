@@ -27,11 +27,14 @@ def preserve_colors(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tens
     return ycc_to_rgb(torch.cat([y, chroma], dim=-3)).clamp(0, 1)
 
 
-def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def color_stats(x: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB mean (3, 1) and covariance (3, 3) of a (3, ...) picture in float64, optionally under pixel weights."""
     flat = x.reshape(3, -1).double()
-    mean = flat.mean(1, keepdim=True)
+    w = torch.ones(flat.shape[1], dtype=flat.dtype) if weights is None else weights.reshape(-1).double()
+    w = (w / w.sum().clamp_min(1e-6)).reshape(1, -1)
+    mean = (flat * w).sum(1, keepdim=True)
     centered = flat - mean
-    cov = centered @ centered.T / flat.shape[1] + 1e-5 * torch.eye(3, dtype=flat.dtype)
+    cov = (centered * w) @ centered.T + 1e-5 * torch.eye(3, dtype=flat.dtype)
     return mean, cov
 
 
@@ -43,11 +46,13 @@ def _sqrtm(m: torch.Tensor, inverse: bool = False) -> torch.Tensor:
 
 def match_colors(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Recolour `source` so its RGB mean and covariance equal `reference`'s (the monge-kantorovich map)."""
-    shape = source.shape
-    s = source.reshape(3, -1)
-    mean_s, cov_s = _stats(s)
-    mean_r, cov_r = _stats(reference)
+    return transfer_colors(source, color_stats(source), color_stats(reference))
+
+
+def transfer_colors(source: torch.Tensor, source_stats: tuple, target_stats: tuple) -> torch.Tensor:
+    """The linear map taking one RGB Gaussian (mean, cov) to another, applied to a (3, ...) picture."""
+    (mean_s, cov_s), (mean_t, cov_t) = source_stats, target_stats
     root_s, inv_root_s = _sqrtm(cov_s), _sqrtm(cov_s, inverse=True)
-    transfer = inv_root_s @ _sqrtm(root_s @ cov_r @ root_s) @ inv_root_s
-    out = transfer @ (s.double() - mean_s) + mean_r
-    return out.to(source.dtype).reshape(shape).clamp(0, 1)
+    transfer = inv_root_s @ _sqrtm(root_s @ cov_t @ root_s) @ inv_root_s
+    out = transfer @ (source.reshape(3, -1).double() - mean_s) + mean_t
+    return out.to(source.dtype).reshape(source.shape).clamp(0, 1)

@@ -7,20 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def _masked_stats(pixels: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    w = weights.reshape(-1, 1) / max(weights.sum(), 1e-6)
-    flat = pixels.reshape(-1, 3)
-    mean = (flat * w).sum(0)
-    centred = flat - mean
-    cov = (centred * w).T @ centred + 1e-5 * np.eye(3)
-    return mean, cov
-
-
-def _sqrtm(m: np.ndarray, inverse: bool = False) -> np.ndarray:
-    vals, vecs = np.linalg.eigh(m)
-    vals = np.sqrt(np.clip(vals, 1e-10, None))
-    return (vecs * (1 / vals if inverse else vals)) @ vecs.T
+from ..color import color_stats, transfer_colors
 
 
 def region_color_transfer(
@@ -29,11 +16,15 @@ def region_color_transfer(
     """Recolour the masked part of `image` (H,W,3 in [0,1]) to the palette of the masked part of `style`."""
     if strength <= 0 or mask.sum() < 16 or style_mask.sum() < 16:
         return image
-    mean_s, cov_s = _masked_stats(image, mask)
-    mean_t, cov_t = _masked_stats(style, style_mask)
-    root = _sqrtm(cov_s)
-    transfer = _sqrtm(cov_s, inverse=True) @ _sqrtm(root @ cov_t @ root) @ _sqrtm(cov_s, inverse=True)
-    recoloured = np.clip((image.reshape(-1, 3) - mean_s) @ transfer.T + mean_t, 0, 1).reshape(image.shape)
+    picture = torch.from_numpy(image).permute(2, 0, 1)
+    palette = torch.from_numpy(style).permute(2, 0, 1)
+    recoloured = (
+        transfer_colors(
+            picture, color_stats(picture, torch.from_numpy(mask)), color_stats(palette, torch.from_numpy(style_mask))
+        )
+        .permute(1, 2, 0)
+        .numpy()
+    )
     alpha = (strength * mask)[..., None]
     return image * (1 - alpha) + recoloured * alpha
 
