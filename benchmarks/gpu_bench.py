@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections import deque
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def faces_from_file() -> None:
     pipeline.identity_distance = lambda *a, **k: None
 
 
-def run(name: str, size: int) -> dict:
-    cfg = preset(name, size=size, device=DEVICE)
+def run(name: str, size: int, net: str = "vgg16 (HED weights)", **overrides) -> dict:
+    cfg = preset(name, size=size, device=DEVICE, **overrides)
     deque(stylize(CONTENT, STYLE, cfg), maxlen=1)  # warm-up
     sync()
     start = time.perf_counter()
@@ -58,7 +59,59 @@ def run(name: str, size: int) -> dict:
     sync()
     total = time.perf_counter() - start
     return {"preset": name, "size": size, "seconds": round(total, 2), "first_frame_s": round(first, 3),
-            "steps": frame.step, "identity": frame.identity}
+            "steps": frame.step, "identity": frame.identity, "backbone": net}
+
+
+def show(r: dict) -> dict:
+    print(f"{r['preset']:15s} {r['backbone']:22s} {r['size']:5d} px  {r['seconds']:6.2f} s  "
+          f"first frame {r['first_frame_s']:.3f} s  {r['steps']} steps  identity {r['identity']}", flush=True)
+    return r
+
+
+def random_vgg19_file(path: Path = Path("/tmp/vgg19_random.safetensors")) -> Path:
+    """VGG19-shaped He-initialised weights: the default backbone's timing (fixed step counts) does not depend
+    on the weights' values, and the real VGG19 file cannot be fetched on an offline machine."""
+    from safetensors.torch import save_file
+
+    from style_core.weights import BLOCK_SIZES, CONV_INDICES
+
+    widths = [w for w, n in zip((64, 128, 256, 512, 512), BLOCK_SIZES["vgg19"]) for _ in range(n)]
+    state, c_in = {}, 3
+    for index, c_out in zip(CONV_INDICES["vgg19"], widths):
+        state[f"features.{index}.weight"] = torch.randn(c_out, c_in, 3, 3) * (2 / (9 * c_in)) ** 0.5
+        state[f"features.{index}.bias"] = torch.zeros(c_out)
+        c_in = c_out
+    save_file(state, str(path))
+    return path
+
+
+def profile_steps(size: int = 512, steps: int = 30) -> str:
+    """Where the GPU time goes in a plain run: the top operators by CUDA time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cfg = preset("balanced", size=size, start_size=size, steps=steps, device=DEVICE)
+    deque(stylize(CONTENT, STYLE, cfg), maxlen=1)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        deque(stylize(CONTENT, STYLE, cfg), maxlen=1)
+        sync()
+    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=15, max_name_column_width=40)
+
+
+def out_of_memory_retry(gib: float = 3.0, size: int = 3072) -> dict:
+    """Cap this process at `gib` of GPU memory and ask for a picture too big for it: the engine must retry
+    smaller, with a warning, and still finish."""
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(gib * 2**30 / total)
+    cfg = preset("balanced", size=size, steps=24, device=DEVICE)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = deque(stylize(CONTENT, STYLE, cfg), maxlen=1)[-1]
+    torch.cuda.set_per_process_memory_fraction(1.0)
+    return {"asked_px": size, "cap_gib": gib, "got_px": max(frame.image.size), "message": frame.message,
+            "warnings": [str(w.message) for w in caught], "seconds": round(time.perf_counter() - start, 2),
+            "max_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
 
 
 def sync() -> None:
@@ -75,17 +128,22 @@ def main() -> None:
     except FaceError as exc:
         print(f"dlib unavailable ({exc}); portrait runs use {LANDMARKS.name}")
         faces_from_file()
-    results = [run(name, size) for name in ("balanced", "pixar-portrait") for size in SIZES]
-    for r in results:
-        print(f"{r['preset']:15s} {r['size']:5d} px  {r['seconds']:6.2f} s  first frame {r['first_frame_s']:.3f} s  "
-              f"{r['steps']} steps  identity {r['identity']}")
+    results = []
+    if DEVICE == "cuda":  # the default backbone, VGG19, at the default preset
+        vgg19 = str(random_vgg19_file())
+        results += [show(run("balanced", size, "vgg19 (random weights)", weights=vgg19)) for size in SIZES]
+    results += [show(run(name, size)) for name in ("balanced", "pixar-portrait") for size in SIZES]
     net = get_backbone(preset(device=DEVICE), torch.device(DEVICE)).net
     speed = fwd_bwd_vs_sgemm(net, torch.device(DEVICE), size=min(512, max(SIZES)))
     print(f"backbone fwd+bwd at 512 px (bf16 autocast): {speed['fwd_bwd_gflops']} GFLOP/s; "
           f"fp32 matmul {speed['sgemm_gflops']} GFLOP/s")
+    if DEVICE == "cuda":
+        print(profile_steps())
+    oom = out_of_memory_retry() if DEVICE == "cuda" else None
+    print(f"out-of-memory retry: {oom}")
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE
-    print(json.dumps({"device": name, "torch": torch.__version__, "results": results,
-                      **speed}))
+    print(json.dumps({"device": name, "torch": torch.__version__, "results": results, **speed,
+                      "oom_retry": oom}))
 
 
 if __name__ == "__main__":

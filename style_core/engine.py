@@ -6,9 +6,11 @@ The generator is the one seam between engine and UI: callers iterate frames and 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
@@ -204,6 +206,7 @@ class Objective:
             f = feats[layer].float()
             for region in self.regions:
                 mask = self.guidance.style_masks[index].get(region) if region else None
+                mask = mask.to(style.device) if mask is not None else None
                 if self.config.style_loss == "gram":
                     out[layer, region] = losses.gram(f, mask)
                 else:
@@ -297,6 +300,8 @@ def stylize(
     `backbone` overrides the configured network (tests pass a tiny random one). Close the generator to
     stop; nothing keeps running after that. `should_stop` is polled every step: when it returns True the
     run ends at once with a final frame of the current picture (a UI's Stop button keeps its result).
+    When memory runs out (a big size on a small GPU), the run starts again at 3/4 of the size, with a
+    warning and the reason in each frame's `message`.
     """
     config = (config or StyleConfig()).validate()
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
@@ -305,6 +310,61 @@ def stylize(
 
         yield from stylize_portrait(content, style_list, config, backbone=backbone, should_stop=should_stop)
         return
+    notice = ""
+    while True:
+        run = _stylize_once(content, style_list, config, backbone, guidance, should_stop)
+        try:
+            for frame in run:
+                if notice:
+                    frame.message = "; ".join(m for m in (notice, frame.message) if m)
+                yield frame
+            return
+        except Exception as exc:
+            if not _is_out_of_memory(exc):
+                raise
+        # Out of memory: the exception (and its traceback's activations) is gone here, so memory can be freed.
+        del run
+        smaller = _smaller_size(config.size)
+        if smaller is None:
+            raise StylizeError(f"out of memory even at {config.size} px; try a smaller size or the CPU")
+        notice = f"out of memory at {config.size} px, so it was painted at {smaller} px"
+        warnings.warn(notice, RuntimeWarning, stacklevel=2)
+        config = config.replace(size=smaller, start_size=min(config.start_size, smaller))
+
+
+MIN_RETRY_SIZE = 128
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's failure (a plain RuntimeError)."""
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
+
+
+def _smaller_size(size: int) -> int | None:
+    """The next size to try after running out of memory: three quarters of the pixels' long side."""
+    if size <= MIN_RETRY_SIZE:
+        return None
+    _free_device_memory()
+    return max(MIN_RETRY_SIZE, int(size * 0.75))
+
+
+def _free_device_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _stylize_once(
+    content: ImageSource,
+    style_list: list[ImageSource],
+    config: StyleConfig,
+    backbone: VGGFeatures | None,
+    guidance: Guidance | None,
+    should_stop: Callable[[], bool] | None,
+) -> Iterator[Frame]:
+    """One attempt at the configured size (`stylize` retries smaller when memory runs out)."""
     if not style_list:
         raise StylizeError("at least one style picture is needed")
     blend = list(config.style_blend) if config.style_blend is not None else [1.0] * len(style_list)

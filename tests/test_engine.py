@@ -3,6 +3,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from style_core import StyleConfig, StylizeError, stylize
 from style_core.color import preserve_colors, rgb_to_ycc
@@ -126,3 +127,38 @@ def test_should_stop_ends_with_a_final_frame_of_the_current_picture(tiny_net, co
     frames = list(stylize(content_img, style_img, cfg, backbone=tiny_net, should_stop=stop_after_ten_steps))
     assert frames[-1].is_final and frames[-1].step == 10 and "stopped" in frames[-1].message
     assert sum(f.is_final for f in frames) == 1
+
+
+def _run_out_of_memory_above(monkeypatch, limit: int) -> list[int]:
+    """Make the objective fail like a full GPU whenever the picture's long side exceeds `limit`."""
+    sides: list[int] = []
+    real_call = Objective.__call__
+
+    def call(self, image):
+        sides.append(max(image.shape[-2:]))
+        if max(image.shape[-2:]) > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_call(self, image)
+
+    monkeypatch.setattr(Objective, "__call__", call)
+    return sides
+
+
+def test_out_of_memory_retries_at_a_smaller_size_with_a_warning(tiny_net, monkeypatch):
+    sides = _run_out_of_memory_above(monkeypatch, 160)
+    content = Image.new("RGB", (200, 150), (120, 80, 60))
+    style = Image.new("RGB", (64, 64), (20, 40, 200))
+    cfg = StyleConfig(size=200, start_size=100, steps=6, checkpoint_every=2, device="cpu")
+    with pytest.warns(RuntimeWarning, match="out of memory at 200 px"):
+        frames = list(stylize(content, style, cfg, backbone=tiny_net))
+    final = frames[-1]
+    assert final.is_final and max(final.image.size) == 150
+    assert "out of memory at 200 px, so it was painted at 150 px" in final.message
+    assert max(sides) == 200 and sides[-1] == 150
+
+
+def test_out_of_memory_at_the_smallest_size_is_a_plain_error(tiny_net, monkeypatch):
+    _run_out_of_memory_above(monkeypatch, 16)
+    cfg = StyleConfig(size=96, start_size=48, steps=4, device="cpu")
+    with pytest.raises(StylizeError, match="out of memory even at 96 px"):
+        list(stylize(Image.new("RGB", (96, 96)), Image.new("RGB", (64, 64)), cfg, backbone=tiny_net))
