@@ -59,12 +59,29 @@ def run(name: str, size: int, net: str = "vgg16 (HED weights)", **overrides) -> 
     sync()
     total = time.perf_counter() - start
     return {"preset": name, "size": size, "seconds": round(total, 2), "first_frame_s": round(first, 3),
-            "steps": frame.step, "identity": frame.identity, "backbone": net}
+            "steps": frame.step, "identity": frame.identity, "backbone": net,
+            "loss": round(frame.losses.get("total", float("nan")), 1)}
+
+
+def with_torch_lbfgs(size: int, weights: str) -> dict:
+    """Baseline in the same run: torch.optim.LBFGS (host syncs every step) instead of style_core.lbfgs."""
+    from style_core import engine
+
+    def torch_lbfgs(x, lr, history_size):
+        return torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=history_size, tolerance_grad=0.0,
+                                 tolerance_change=0.0)
+
+    ours, engine.LBFGS = engine.LBFGS, torch_lbfgs
+    try:
+        return run("balanced", size, "vgg19 + torch LBFGS", weights=weights)
+    finally:
+        engine.LBFGS = ours
 
 
 def show(r: dict) -> dict:
     print(f"{r['preset']:15s} {r['backbone']:22s} {r['size']:5d} px  {r['seconds']:6.2f} s  "
-          f"first frame {r['first_frame_s']:.3f} s  {r['steps']} steps  identity {r['identity']}", flush=True)
+          f"first frame {r['first_frame_s']:.3f} s  {r['steps']} steps  loss {r['loss']}  identity {r['identity']}",
+          flush=True)
     return r
 
 
@@ -132,6 +149,7 @@ def main() -> None:
     if DEVICE == "cuda":  # the default backbone, VGG19, at the default preset
         vgg19 = str(random_vgg19_file())
         results += [show(run("balanced", size, "vgg19 (random weights)", weights=vgg19)) for size in SIZES]
+        results.append(show(with_torch_lbfgs(SIZES[0], vgg19)))
     results += [show(run(name, size)) for name in ("balanced", "pixar-portrait") for size in SIZES]
     net = get_backbone(preset(device=DEVICE), torch.device(DEVICE)).net
     speed = fwd_bwd_vs_sgemm(net, torch.device(DEVICE), size=min(512, max(SIZES)))

@@ -28,6 +28,7 @@ from .color import match_colors, preserve_colors
 from .config import StyleConfig, scale_sizes, steps_per_scale
 from .devices import describe, pick_device
 from .images import ImageSource, load_image, resize_long_side
+from .lbfgs import LBFGS
 from .weights import load_weights
 
 
@@ -490,13 +491,8 @@ class _ScaleRun:
 
     def _make_optimizer(self) -> None:
         if self.config.optimizer == "lbfgs":
-            self.opt: torch.optim.Optimizer = torch.optim.LBFGS(
-                [self.x],
-                lr=self.lr_scale,
-                max_iter=1,
-                history_size=self.config.lbfgs_history,
-                tolerance_grad=0.0,
-                tolerance_change=0.0,
+            self.opt: LBFGS | torch.optim.Optimizer = LBFGS(
+                self.x, lr=self.lr_scale, history_size=self.config.lbfgs_history
             )
         else:
             self.opt = torch.optim.Adam([self.x], lr=self.config.lr * self.lr_scale, betas=(0.9, 0.99))

@@ -1,0 +1,61 @@
+"""The sync-free L-BFGS follows torch.optim.LBFGS (max_iter=1, no line search) step for step."""
+
+import torch
+
+from style_core.lbfgs import LBFGS
+
+
+def _quadratic(n: int = 40, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, n, generator=gen, dtype=torch.float64)
+    hess = a @ a.T / n + 0.1 * torch.eye(n, dtype=torch.float64)
+    b = torch.randn(n, generator=gen, dtype=torch.float64)
+    return lambda x: 0.5 * x @ hess @ x - b @ x
+
+
+def _run(make_opt, f, steps: int) -> list[torch.Tensor]:
+    x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
+    opt = make_opt(x)
+    path = []
+
+    def closure():
+        opt.zero_grad()
+        loss = f(x)
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        opt.step(closure)
+        path.append(x.detach().clone())
+    return path
+
+
+def test_same_iterates_as_torch_lbfgs_on_a_convex_quadratic():
+    f = _quadratic()
+    ours = _run(lambda x: LBFGS(x, lr=1.0, history_size=5), f, 25)
+    ref = _run(
+        lambda x: torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=5, tolerance_grad=0.0, tolerance_change=0.0),
+        f,
+        25,
+    )
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    assert f(ours[-1]) < f(ours[0])
+
+
+def test_a_pair_without_positive_curvature_is_a_no_op_and_steps_still_descend():
+    f = lambda x: (x**2).sum()  # noqa: E731
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = LBFGS(x, lr=0.5, history_size=3)
+    opt._remember(torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([-1.0, 0.0], dtype=torch.float64))
+    assert float(opt.rhos[0]) == 0.0 and float(opt.h_diag) == 1.0
+    losses = []
+    for _ in range(5):
+        def closure():
+            opt.zero_grad()
+            loss = f(x)
+            loss.backward()
+            return loss
+
+        losses.append(float(opt.step(closure).detach()))
+    assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0]
