@@ -39,17 +39,24 @@ CARTOONS = ["Cartoons_00003_01.jpg", "Cartoons_00167_01.jpg"]
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 
 
-def face_mask(img: Image.Image) -> torch.Tensor | None:
+def face_mask(img: Image.Image, fallback: np.ndarray | None = None) -> torch.Tensor | None:
+    """The face region (skin and features) of the largest face, or of `fallback` landmarks when none is found."""
     faces = find_faces(img)
-    if not faces:
+    landmarks = faces[0].landmarks if faces else fallback
+    if landmarks is None:
         return None
-    m = region_masks(img.size, faces[0].landmarks)
+    m = region_masks(img.size, landmarks)
     return torch.from_numpy(np.clip(sum(m[r] for r in ("skin", "eyes", "brows", "nose", "mouth")), 0, 1))
 
 
-def style_distance(net: VGGFeatures, result: Image.Image, style: Image.Image) -> float | None:
-    """Mean over layers of W2 between the result's face region and the style's face region."""
-    mr, ms = face_mask(result), face_mask(style)
+def style_distance(
+    net: VGGFeatures, result: Image.Image, style: Image.Image, fallback: np.ndarray | None = None
+) -> float | None:
+    """Mean over layers of W2 between the result's face region and the style's face region.
+
+    A result whose face is no longer found (plain mode can dissolve it) is measured where the photo's face was:
+    `fallback` holds the photo's landmarks in the result's pixels."""
+    mr, ms = face_mask(result, fallback), face_mask(style)
     if mr is None or ms is None:
         return None
     with torch.no_grad():
@@ -87,7 +94,8 @@ def main() -> None:
                 frame = deque(stylize(content, style, cfg), maxlen=1)[0]
                 row[f"{mode}_s"] = round(time.perf_counter() - start, 1)
                 row[f"{mode}_identity"] = identity_distance(content, frame.image)
-                row[f"{mode}_style"] = style_distance(net, frame.image, style_small)
+                photo_face = find_faces(content)[0].landmarks * (frame.image.width / content.width)
+                row[f"{mode}_style"] = style_distance(net, frame.image, style_small, photo_face)
                 pics[mode] = frame.image
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -82,6 +82,13 @@ class StyleConfig:
     )
     skin_smoothing: float = field(default=0.0, metadata={"help": "portrait: edge-aware smoothing of the skin, 0..1"})
     face_index: int = field(default=0, metadata={"help": "portrait: which face when there are several (0: largest)"})
+    identity_target: float = field(
+        default=0.0,
+        metadata={
+            "help": "portrait: if the result's identity distance is above this, bring back the photo's facial "
+            "detail step by step until it is not (0: off)"
+        },
+    )
 
     def validate(self) -> StyleConfig:
         """Raise ConfigError naming the first bad setting; returns self for chaining."""
@@ -130,6 +137,7 @@ class StyleConfig:
         for name in ("warp_strength", "region_colors", "skin_smoothing"):
             need(0 <= getattr(self, name) <= 1, name, "between 0 and 1")
         need(self.face_index >= 0, "face_index", ">= 0")
+        need(0 <= self.identity_target <= 2, "identity_target", "between 0 and 2")
         return self
 
     def replace(self, **changes: Any) -> StyleConfig:

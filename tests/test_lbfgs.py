@@ -48,7 +48,7 @@ def test_a_pair_without_positive_curvature_is_a_no_op_and_steps_still_descend():
     x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
     opt = LBFGS(x, lr=0.5, history_size=3)
     opt._remember(torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([-1.0, 0.0], dtype=torch.float64))
-    assert float(opt.rhos[0]) == 0.0 and float(opt.h_diag) == 1.0
+    assert float(opt.rho[0]) == 0.0 and float(opt.h_diag) == 1.0
     losses = []
     for _ in range(5):
         def closure():

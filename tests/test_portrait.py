@@ -130,3 +130,37 @@ def test_faces_and_landmarks_on_a_photo_and_a_cartoon(data_dir):
     assert find_faces(load_image(data_dir / "tubingen.jpg")) == []
     assert identity_distance(photo, photo.resize((512, 512))) < 0.2
     assert identity_distance(photo, load_image(data_dir / "brad_pitt.jpg")) > 0.6
+
+
+def test_restoring_face_detail_moves_luminance_only_inside_the_mask():
+    from style_core.color import rgb_to_ycc
+    from style_core.portrait.finish import restore_face_detail
+
+    rng = np.random.default_rng(0)
+    painted = np.full((32, 32, 3), [0.7, 0.4, 0.3])
+    photo = 0.35 + 0.3 * rng.random((32, 32, 3))  # no clipping, so chroma must be exactly kept
+    mask = np.zeros((32, 32))
+    mask[8:24, 8:24] = 1.0
+    assert np.array_equal(restore_face_detail(painted, photo, mask, 0.0), painted)
+    out = restore_face_detail(painted, photo, mask, 1.0)
+    assert np.array_equal(out[mask == 0], painted[mask == 0])
+    ycc = lambda a: rgb_to_ycc(torch.from_numpy(a.transpose(2, 0, 1)))  # noqa: E731
+    inside = mask == 1
+    # chroma kept, luminance now carries the photo's structure
+    assert np.allclose(ycc(out)[1:][:, inside], ycc(painted)[1:][:, inside], atol=0.02)
+    corr = np.corrcoef(ycc(out)[0][inside], ycc(photo)[0][inside])[0, 1]
+    assert corr > 0.95
+
+
+def test_identity_guard_stops_at_the_first_amount_that_meets_the_target(monkeypatch):
+    from style_core.portrait import pipeline
+
+    scores = iter([0.55, 0.50, 0.43, 0.30])
+    monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: next(scores))
+    img = Image.new("RGB", (40, 40), (200, 120, 90))
+    photo = Image.fromarray((np.random.default_rng(1).random((40, 40, 3)) * 255).astype(np.uint8))
+    masks = {r: np.full((40, 40), 1 / len(REGIONS), np.float32) for r in REGIONS}
+    out, distance = pipeline._guard_identity(img, photo, masks, photo, None, 0.45)
+    assert distance == 0.43 and out is not img and out.size == img.size
+    untouched, d0 = pipeline._guard_identity(img, photo, masks, photo, None, 0.0)  # off: scored, never changed
+    assert untouched is img and d0 == 0.30
