@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
@@ -36,11 +37,51 @@ EXAMPLES = ROOT / "examples"
 RESULTS = Path(tempfile.gettempdir()) / "style-studio-results"
 MAX_FILE_MB = int(os.environ.get("STYLE_STUDIO_MAX_FILE_MB", DEFAULT_MAX_BYTES // 2**20))
 MAX_SIZE = int(os.environ.get("STYLE_STUDIO_MAX_SIZE", 1024))
+# Temporary files (gradio's cache of uploads and outputs, and RESULTS) live this long; RESULTS also keeps at most
+# RESULTS_KEEP pictures (gradio serves its own copy of each, so these are only the app's handle on them).
+CACHE_S = max(10, int(os.environ.get("STYLE_STUDIO_CACHE_S", 3600)))
+RESULTS_KEEP = max(1, int(os.environ.get("STYLE_STUDIO_RESULTS_KEEP", 32)))
 USER_ERRORS = (ImageError, ConfigError, StylizeError, WeightsError, DeviceError)
 
 # Stop flags, one per browser session: the Stop button sets it, the running job polls it every step.
 _stops: dict[str, threading.Event] = {}
 _weights_status = {"text": "Loading the VGG weights…"}
+# One engine run at a time for real: gradio hands a cancelled run's slot to the next job at once, while the
+# cancelled run may still be ending its current step; the next run waits here for it (one step, not two at once).
+_engine = threading.Lock()
+ENGINE_WAIT_S = 60
+
+
+class _Released(BaseException):
+    """Raised from the engine's step poll once gradio's queue has let this run go (cancelled, client gone).
+
+    A BaseException, like GeneratorExit: no `except Exception` on the way out of the engine may swallow it."""
+
+
+def _queue_released() -> Callable[[], bool]:
+    """A check that turns True once gradio's queue no longer counts the running event as active.
+
+    A client's cancel (gradio_client `job.cancel()`, POST /cancel) or a closed page makes gradio 6 cancel the
+    event's task and hand its slot to the next queued job at once, but it can only close a generator between two
+    yields: without this check the cancelled run would go on computing until its next frame, beside the next job.
+    Gradio keeps the running events in `_queue.active_jobs` and finds the current one by `LocalContext.event_id`
+    (that is how gr.Warning reaches the right page); outside a queued gradio event the check is always False.
+    """
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+
+    def find():
+        for job in list(getattr(queue, "active_jobs", None) or ()):
+            for event in job or ():
+                if getattr(event, "_id", None) == event_id:
+                    return event
+        return None
+
+    if event_id is None or find() is None:
+        return lambda: False
+    return lambda: (event := find()) is None or not getattr(event, "alive", True)
 
 
 def _warm_up_in_background() -> None:
@@ -139,7 +180,23 @@ def _save_result(image: Image.Image) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"stylized-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.png"
     image.save(path, "PNG")
+    _prune_results()
     return str(path)
+
+
+def _prune_results() -> None:
+    """RESULTS holds only the newest RESULTS_KEEP pictures, none older than CACHE_S seconds."""
+    dated = []
+    for file in RESULTS.glob("stylized-*.png"):
+        try:
+            dated.append((file.stat().st_mtime, file))
+        except OSError:  # removed meanwhile
+            continue
+    dated.sort(reverse=True)
+    now = time.time()
+    for i, (mtime, file) in enumerate(dated):
+        if i >= RESULTS_KEEP or now - mtime > CACHE_S:
+            file.unlink(missing_ok=True)
 
 
 def run_stylize(
@@ -177,26 +234,41 @@ def run_stylize(
     if not styles:
         raise gr.Error("Add at least one style picture.")
     session = getattr(request, "session_hash", None) or uuid.uuid4().hex
-    stop = _stops.setdefault(session, threading.Event())
-    stop.clear()
+    stop = _stops[session] = threading.Event()  # this run's own: a cancelled run may still be ending beside it
+    released = _queue_released()
+
+    def should_stop() -> bool:
+        if released():
+            raise _Released  # nobody waits for this picture: end now, without a final frame
+        return stop.is_set()
+
+    engine_held = False
     try:
         controls = {k: v for k, v in locals().items() if k not in ("content", "style", "style2", "style3", "request")}
         config = build_config(preset, controls, [w for _, w in styles] if len(styles) > 1 else None)
         content_img = load_image(content)
-        frames = stylize(content_img, [s for s, _ in styles], config, should_stop=stop.is_set)
+        frames = stylize(content_img, [s for s, _ in styles], config, should_stop=should_stop)
+        if not _engine.acquire(timeout=ENGINE_WAIT_S):
+            raise gr.Error("The previous run has not ended yet; try again in a moment.")
+        engine_held = True
         history: list[dict] = []
         gallery: list[tuple[Image.Image, str]] = []
+        warned = ""
         for frame in frames:
             for term, value in frame.losses.items():
                 if value > 0:
                     history.append({"step": frame.step, "log10 loss": math.log10(value), "term": term})
             if frame.event in ("scale", "final"):
                 gallery.append((frame.image, f"{frame.scale} px · step {frame.step}"))
-            if frame.message and not frame.is_final:
-                gr.Warning(frame.message)
+            if frame.message and frame.message != warned and not frame.is_final:
+                gr.Warning(frame.message)  # once per message: a recovery, or a smaller size after an out-of-memory
+                warned = frame.message
             plot = pd.DataFrame(history, columns=["step", "log10 loss", "term"])
             if not frame.is_final:
-                yield (frame.image, progress_html(frame, config), plot, *[gr.skip()] * 6)
+                # None, not gr.skip(), for the outputs that carry files: gradio 6.31 answers a skip with a session
+                # copy of the component that its cache cleaner (delete_cache) never sees, so the files the final
+                # frame then writes through it would stay on disk for good.
+                yield (frame.image, progress_html(frame, config), plot, None, None, gr.skip(), None, gr.skip())
                 continue
             if frame.message:
                 gr.Info(frame.message)
@@ -223,8 +295,14 @@ def run_stylize(
         raise gr.Error(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise gr.Error(f"Other settings are not valid JSON: {exc}") from None
+    except _Released:
+        print(f"Style Studio: a run was cancelled or its client left; it ended at once (session {session[:8]})")
     finally:
-        stop.clear()
+        if engine_held:
+            frames.close()  # the engine's own cleanup, before the next run may start
+            _engine.release()
+        if _stops.get(session) is stop:
+            del _stops[session]
 
 
 def identity_text(frame, config: StyleConfig) -> str:
@@ -294,7 +372,7 @@ def example_rows() -> list[list[str]]:
 
 
 def build_app(initial_preset: str = "balanced") -> gr.Blocks:
-    with gr.Blocks(title="Style Studio", delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title="Style Studio", delete_cache=(min(600, CACHE_S), CACHE_S)) as demo:
         gr.Markdown("# Style Studio\nRepaint a face photo in the style of any picture, and watch it being painted.")
         status = gr.Markdown(f"**Engine:** {_weights_status['text']}")
         status_timer = gr.Timer(1.0)

@@ -3,17 +3,16 @@ and by Playwright in Debian's Chromium."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from .app_server import running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -22,39 +21,13 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py", "--preset", "fast-preview"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the app did not start in 180 s")
-    yield url
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        with running_app(tmp_path_factory.mktemp("app") / "app.log") as app:
+            yield app.url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def test_gradio_client_streams_frames_and_gets_the_asked_size(app_url, data_dir):
@@ -176,8 +149,6 @@ def test_hostile_uploads_get_a_plain_message_and_the_app_keeps_working(app_url, 
 
 
 def test_the_server_does_not_serve_its_files(app_url):
-    import urllib.error
-
     for path in ("file=/etc/passwd", "gradio_api/file=/etc/passwd", "gradio_api/file=../../../../etc/passwd",
                  "gradio_api/file=%2Fetc%2Fpasswd", "file=app.py", "gradio_api/file=app.py", "../etc/passwd"):
         try:

@@ -1,4 +1,5 @@
-"""Every hostile picture through the engine and the CLI: a one-line refusal in plain words, or a sane picture."""
+"""Every hostile picture through the engine and the CLI: a one-line refusal in plain words, or a sane picture;
+and an upload over the app's size limit."""
 
 from __future__ import annotations
 
@@ -54,3 +55,47 @@ def test_cli_refuses_in_one_line(name, tmp_path):
                            "--size", "32", "--steps", "1", "--quiet"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error:") and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def small_limit_app(tmp_path_factory):
+    from .app_server import running_app
+
+    try:
+        with running_app(tmp_path_factory.mktemp("app") / "app.log", env={"STYLE_STUDIO_MAX_FILE_MB": "1"}) as app:
+            yield app
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.mark.integration
+def test_an_upload_over_the_size_limit_is_refused_and_the_app_keeps_working(small_limit_app, tmp_path):
+    import httpx
+    import numpy as np
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    big = tmp_path / "big.png"  # noise does not compress: about 2 MB, over the app's 1 MB limit
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (820, 860, 3), dtype=np.uint8)).save(big)
+    assert 1.8 * 2**20 < big.stat().st_size < 2.5 * 2**20
+    good = tmp_path / "good.png"
+    good.write_bytes(CASES["grayscale.png"][0])
+    client = Client(small_limit_app.url, verbose=False)
+
+    # The server refuses it: 413 with a one-line plain-text reason.
+    with open(big, "rb") as f:
+        response = httpx.post(client.upload_url, files=[("files", ("big.png", f, "image/png"))], timeout=30)
+    print(f"\nraw upload of {big.stat().st_size} bytes: HTTP {response.status_code}: {response.text!r}")
+    assert response.status_code == 413, (response.status_code, response.text)
+    assert "maximum allowed size" in response.text and "\n" not in response.text.strip()
+    assert "Traceback" not in response.text and len(response.text) < 200
+
+    # gradio_client reads the limit from the app's config and refuses before sending.
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 1048576 bytes") as info:
+        client.predict(content=handle_file(str(big)), style=handle_file(str(good)), size=64, api_name="/stylize")
+    print(f"gradio_client: {info.value}")
+
+    # The app keeps working.
+    result = client.predict(content=handle_file(str(good)), style=handle_file(str(good)), preset="fast-preview",
+                            size=64, steps=5, api_name="/stylize")
+    assert Image.open(result[0]).size[0] == 64
