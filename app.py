@@ -221,9 +221,9 @@ def run_stylize(
     seed: float = 0,
     backbone: str = "vgg19",
     extra_json: str = "",
-    warp_strength: float = 0.15,
-    region_colors: float = 0.5,
-    skin_smoothing: float = 0.5,
+    warp_strength: float | None = None,  # None: the preset's
+    region_colors: float | None = None,
+    skin_smoothing: float | None = None,
     face_index: int = 0,
     request: gr.Request | None = None,
 ):

@@ -6,6 +6,8 @@ weights expect pixels (torchvision's ImageNet mean/std, or Caffe's BGR 0..255 mi
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -97,13 +99,25 @@ class VGGFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         wanted = set(self.layers)
         out: dict[str, torch.Tensor] = {}
-        x = self.normalize(x)
+        x = self.normalize(x)  # in the input's precision (float32)
+        x = x.to(self.features[0].weight.dtype)
         for name, module in zip(self.names, self.features):
             x = module(x)
             if name in wanted:
                 # A stored activation must survive the next in-place ReLU.
                 out[name] = x.clone() if name.startswith("conv") else x
         return out
+
+
+def low_precision_copy(net: VGGFeatures, dtype: torch.dtype = torch.bfloat16) -> VGGFeatures:
+    """The same network with its convolutions stored in `dtype` (the input normalisation stays float32).
+
+    What autocast computes, without autocast re-casting every weight at every step: its cast cache lives only as
+    long as one `with autocast()` block, and on a CPU at small sizes the casts cost more than the convolutions.
+    """
+    twin = copy.deepcopy(net)
+    twin.features.to(dtype)
+    return twin
 
 
 def random_backbone(

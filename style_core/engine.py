@@ -11,9 +11,9 @@ import hashlib
 import math
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -23,7 +23,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from . import losses
-from .backbone import VGGFeatures
+from .backbone import VGGFeatures, low_precision_copy
 from .color import match_colors, preserve_colors
 from .config import StyleConfig, scale_sizes, steps_per_scale
 from .devices import describe, pick_device
@@ -111,6 +111,16 @@ def _cpu_has_amx() -> bool:
         return False
 
 
+_twins: weakref.WeakKeyDictionary[VGGFeatures, VGGFeatures] = weakref.WeakKeyDictionary()
+
+
+def _low_precision(net: VGGFeatures) -> VGGFeatures:
+    """The network's bf16 twin, made once per network (bf16 convolutions, statistics still in fp32)."""
+    if net not in _twins:
+        _twins[net] = low_precision_copy(net)
+    return _twins[net]
+
+
 def to_tensor(img: Image.Image, device: torch.device) -> torch.Tensor:
     return TF.to_tensor(img).unsqueeze(0).to(device)
 
@@ -139,14 +149,11 @@ class Objective:
         guidance: Guidance | None = None,
     ) -> None:
         self.net, self.config, self.guidance = net, config, guidance
-        self.amp = (
-            torch.autocast(content.device.type, dtype=torch.bfloat16)
-            if config.autocast and use_autocast(content.device)
-            else nullcontext()
-        )
+        self.lowp = config.autocast and use_autocast(content.device)
+        self.run_net = _low_precision(net) if self.lowp else net
         self.layer_weights = dict(zip(config.style_layers, _layer_weights(config)))
-        with torch.no_grad(), self.amp:
-            feats = net(content)
+        with torch.no_grad():
+            feats = self.run_net(content)
         self.content_targets = {n: feats[n].float() for n in config.content_layers}
         # Masks resized once per scale: each region's pixels at each style layer's resolution, and the
         # content-weight map at each content layer's.
@@ -181,6 +188,11 @@ class Objective:
         self.regions = self._regions()
         stats = [self._style_stats(s, key, i) for i, (s, key) in enumerate(zip(styles, style_keys))]
         self.style_targets = self._blend(stats, blend)
+        self.target_sq = {k: t.pow(2).sum() for k, (t, _) in self.style_targets.items()} if self._gram else {}
+
+    @property
+    def _gram(self) -> bool:
+        return self.config.style_loss == "gram"
 
     def _regions(self) -> list[str | None]:
         g = self.guidance
@@ -200,8 +212,8 @@ class Objective:
         if cache_key in _style_stats:
             _style_stats.move_to_end(cache_key)
             return _style_stats[cache_key]
-        with torch.no_grad(), self.amp:
-            feats = self.net(style)
+        with torch.no_grad():
+            feats = self.run_net(style)
         out = {}
         for layer in self.config.style_layers:
             f = feats[layer].float()
@@ -239,8 +251,7 @@ class Objective:
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg, g = self.config, self.guidance
-        with self.amp:
-            feats = {k: v.float() for k, v in self.net(image).items()}  # statistics in fp32, converted once
+        feats = {k: v.float() for k, v in self.run_net(image).items()}  # statistics in fp32, converted once
         content = sum(
             self.content_norm[n] * losses.content_loss(feats[n], t, self.weight_maps.get(n))
             for n, t in self.content_targets.items()
@@ -248,18 +259,20 @@ class Objective:
         gram_mode = cfg.style_loss == "gram"
         style = image.new_zeros(())
         for layer in cfg.style_layers:
+            f = feats[layer]
             if self.packed:
-                pixels = losses.gather_regions(feats[layer], self.packed[layer])
-                stats = {
-                    r: losses.weighted_gram(*pixels[r]) if gram_mode else losses.weighted_mean_cov(*pixels[r])
-                    for r in self.regions
-                }
+                pixels = losses.gather_regions(f, self.packed[layer])
             else:
-                stats = {None: losses.gram(feats[layer]) if gram_mode else losses.mean_cov(feats[layer])}
-            for region, stat in stats.items():
+                pixels = {None: (f.reshape(f.shape[1], -1), None)}
+            for region in self.regions:
                 target, norm = self.style_targets[layer, region]
                 rw = g.region_weights.get(region, 1.0) if region else 1.0
-                term = ((stat - target) ** 2).mean() if gram_mode else losses.w2_distance(*stat, target)
+                pix, weight = pixels[region]
+                if gram_mode:
+                    term = losses.gram_mse(pix, weight, target, self.target_sq[layer, region])
+                else:
+                    w = torch.ones(pix.shape[1], device=pix.device) if weight is None else weight
+                    term = losses.w2_distance(*losses.weighted_mean_cov(pix, w), target)
                 style = style + self.layer_weights[layer] * rw * norm * term
         if self.regions != [None]:
             style = style / sum(g.region_weights.get(r, 1.0) for r in self.regions)

@@ -74,8 +74,9 @@ class LBFGS:
         self.h_diag = torch.where(curved, ys / y.dot(y), self.h_diag)
         self.s_rows[slot] = s
         self.y_rows[slot] = y
-        self.sy[slot] = self.y_rows @ s
-        self.sy[:, slot] = self.s_rows @ y
+        k = min(self.count, self.m)  # rows in use: the rest are still empty
+        self.sy[slot, :k] = self.y_rows[:k] @ s
+        self.sy[:k, slot] = self.s_rows[:k] @ y
 
     def _two_loop(self, grad: torch.Tensor) -> torch.Tensor:
         """-H g from the stored pairs (see the module docstring for the algebra).

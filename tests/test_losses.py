@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from style_core import losses
@@ -38,3 +39,19 @@ def test_content_and_tv():
     assert losses.content_loss(a, a + 1).item() == 1.0
     assert losses.tv_loss(torch.ones(1, 3, 5, 5)).item() == 0
     assert losses.tv_loss(a).item() > 0
+
+
+@pytest.mark.parametrize("n", [5, 40, 64])
+def test_gram_mse_small_form_equals_the_direct_one_with_its_gradient(n):
+    from style_core.losses import gram_mse, weighted_gram
+
+    gen = torch.Generator().manual_seed(n)
+    pixels = torch.rand(32, n, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.rand(n, generator=gen, dtype=torch.float64)
+    target = weighted_gram(torch.rand(32, 50, generator=gen, dtype=torch.float64), torch.ones(50, dtype=torch.float64))
+    direct = ((weighted_gram(pixels, weight) - target) ** 2).mean()
+    (g_direct,) = torch.autograd.grad(direct, pixels)
+    fast = gram_mse(pixels, weight, target)
+    (g_fast,) = torch.autograd.grad(fast, pixels)
+    torch.testing.assert_close(fast, direct)
+    torch.testing.assert_close(g_fast, g_direct)

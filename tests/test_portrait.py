@@ -46,6 +46,27 @@ def test_masks_follow_the_landmarks():
     assert masks["hair"][hair_row, 100] > 0.5
 
 
+
+def test_hair_is_told_from_the_background_by_colour():
+    """A short brown haircut on a blue sky: with the picture, the sky inside the head's outline is background."""
+    lm = synthetic_landmarks(cx=150, cy=170)
+    h, w = 320, 300
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = np.empty((h, w, 3))
+    image[:] = (0.3, 0.5, 0.9)  # sky
+    hair = ((xx - 150) / 75.0) ** 2 + ((yy - 120) / 85.0) ** 2 < 1  # a cap of hair over the head
+    image[hair] = (0.35, 0.2, 0.1)
+    face = region_masks((w, h), lm)
+    skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
+    image[skin] = (0.85, 0.65, 0.55)
+    shape_only, by_colour = region_masks((w, h), lm), region_masks((w, h), lm, image=image)
+    assert np.allclose(sum(by_colour.values()), 1.0, atol=1e-3)
+    sky_in_outline = (100, 150 - 105)  # (row, col): inside the head ellipse, left of the hair
+    assert shape_only["hair"][sky_in_outline] > 0.5
+    assert by_colour["hair"][sky_in_outline] < 0.2 and by_colour["background"][sky_in_outline] > 0.8
+    crown = (60, 150)  # above the forehead, inside the hair
+    assert by_colour["hair"][crown] > 0.8
+
 def test_content_weight_map_favours_features():
     lm = synthetic_landmarks()
     masks = region_masks((200, 240), lm)

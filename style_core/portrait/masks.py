@@ -39,8 +39,51 @@ def _polygon(size: tuple[int, int], points: np.ndarray, width: int = 0) -> np.nd
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def region_masks(size: tuple[int, int], landmarks: np.ndarray, softness: float = 0.02) -> dict[str, np.ndarray]:
-    """Masks (H, W) in [0, 1] for each of REGIONS, from landmarks in pixels of an image of `size` (W, H)."""
+def _ellipse(size: tuple[int, int], box: list[float]) -> np.ndarray:
+    img = Image.new("L", size, 0)
+    ImageDraw.Draw(img).ellipse(box, fill=255)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def _log_density(pixels: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Log-likelihood of (N, 3) colours under a Gaussian fitted to (M, 3) samples."""
+    mean = samples.mean(0)
+    cov = np.cov(samples.T) + 1e-3 * np.eye(3)
+    diff = pixels - mean
+    inv = np.linalg.inv(cov)
+    return -0.5 * np.einsum("ni,ij,nj->n", diff, inv, diff) - 0.5 * np.log(np.linalg.det(cov))
+
+
+def hair_probability(
+    image: np.ndarray, crown: np.ndarray, others: list[np.ndarray], candidates: np.ndarray, blur: float
+) -> np.ndarray | None:
+    """P(hair) per pixel from colour models: hair sampled on the crown above the forehead, against the other
+    classes (background beside the head, the face's skin, which also covers neck and shoulders). None when a
+    sample is too small to trust (then the head's outline alone decides)."""
+    hair_px = image[crown > 0.5]
+    other_px = [image[m > 0.5] for m in others]
+    if len(hair_px) < 50 or min(len(o) for o in other_px) < 50:
+        return None
+    where = candidates > 0
+    pixels = image[where]
+    ratio = np.zeros(candidates.shape, np.float64)
+    ratio[where] = _log_density(pixels, hair_px) - np.logaddexp.reduce(
+        [_log_density(pixels, o) for o in other_px], axis=0
+    )
+    prob = 1.0 / (1.0 + np.exp(-np.clip(ratio, -30, 30)))
+    smooth = Image.fromarray((prob * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
+    return np.asarray(smooth, dtype=np.float32) / 255.0
+
+
+def region_masks(
+    size: tuple[int, int], landmarks: np.ndarray, softness: float = 0.02, image: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Masks (H, W) in [0, 1] for each of REGIONS, from landmarks in pixels of an image of `size` (W, H).
+
+    With the picture itself (`image`, H x W x 3 in [0, 1]) the hair is told from the background by colour, so
+    a short haircut does not lend the style's hair to the sky around the head (and long hair is found below the
+    head's outline); without it, the head's outline decides.
+    """
     lm = np.asarray(landmarks, dtype=np.float64)
     face_w = float(np.ptp(lm[JAW, 0])) or 1.0
     face_h = float(lm[8, 1] - lm[17:27, 1].min()) or 1.0
@@ -52,11 +95,17 @@ def region_masks(size: tuple[int, int], landmarks: np.ndarray, softness: float =
     mouth = _polygon(size, _grow(lm[MOUTH], 1.2))
     face = _polygon(size, face_outline(lm))
     cx, cy = lm[JAW, 0].mean(), lm[27, 1]
-    head = Image.new("L", size, 0)
-    ImageDraw.Draw(head).ellipse(
-        [cx - 0.95 * face_w, cy - 1.25 * face_h, cx + 0.95 * face_w, cy + 0.75 * face_h], fill=255
-    )
-    head_a = np.asarray(head, dtype=np.float32) / 255.0
+    head_a = _ellipse(size, [cx - 0.95 * face_w, cy - 1.25 * face_h, cx + 0.95 * face_w, cy + 0.75 * face_h])
+    if image is not None:
+        wide = _ellipse(size, [cx - 1.3 * face_w, cy - 1.4 * face_h, cx + 1.3 * face_w, cy + 1.25 * face_h])
+        top = face_outline(lm)[:, 1].min()
+        crown = _ellipse(size, [cx - 0.4 * face_w, top - 0.45 * face_h, cx + 0.4 * face_w, top - 0.02 * face_h])
+        outside = (1 - wide) * (np.arange(size[1])[:, None] < lm[8, 1])  # beside and above the head, not the body
+        skin = face * (1 - np.clip(eyes + brows + mouth, 0, 1))
+        candidates = np.clip(wide - face, 0, 1)
+        prob = hair_probability(image, crown * (1 - face), [outside, skin], candidates, 0.03 * face_w)
+        if prob is not None:
+            head_a = wide * prob
 
     parts = {"eyes": eyes, "brows": brows * (1 - eyes), "nose": nose, "mouth": mouth}
     taken = np.zeros_like(face)

@@ -35,6 +35,10 @@ def _plain(content, styles, config, backbone, should_stop, why: str) -> Iterator
         yield replace(frame, message=(frame.message + "; " if frame.message else "") + why) if frame.is_final else frame
 
 
+def _unit(img: Image.Image) -> np.ndarray:
+    return np.asarray(img, dtype=np.float64) / 255.0
+
+
 def _tensors(masks: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {r: torch.from_numpy(m) for r, m in masks.items()}
 
@@ -43,7 +47,7 @@ def _style_masks(img: Image.Image, face: Face | None) -> tuple[dict[str, np.ndar
     small = resize_long_side(img, min(MASK_LONG_SIDE, max(img.size)))
     if face is None:  # a style picture without a face lends its whole texture to every region
         return {r: np.ones((small.height, small.width), np.float32) for r in REGIONS}, small
-    return region_masks(small.size, face.landmarks * (small.width / img.width)), small
+    return region_masks(small.size, face.landmarks * (small.width / img.width), image=_unit(small)), small
 
 
 def stylize_portrait(
@@ -73,7 +77,7 @@ def stylize_portrait(
     lm = face.landmarks * (work.width / content_img.width)
     style_lm = style_faces[0].landmarks
     warped, lm = warp_face(work, lm, style_lm, config.warp_strength)
-    masks = region_masks(warped.size, lm)
+    masks = region_masks(warped.size, lm, image=_unit(warped))
     style_sets = [_style_masks(img, f) for img, f in zip(style_imgs, style_faces)]
     guidance = Guidance(
         content_masks=_tensors(masks),
@@ -92,7 +96,7 @@ def stylize_portrait(
 
 
 IDENTITY_STEPS = (0.2, 0.4, 0.6, 0.8, 1.0)
-DETAIL_GAINS = {"eyes": 1.0, "brows": 1.0, "nose": 1.0, "mouth": 1.0, "skin": 0.35}
+DETAIL_GAINS = {"eyes": 1.0, "brows": 1.0, "nose": 1.0, "mouth": 1.0, "skin": 0.5}
 
 
 def _guard_identity(
