@@ -158,7 +158,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "size": 384,
         "steps": 200,
         "schedule_decay": 0.55,  # most steps at the small scales: 512 px in under a minute on 2 cores
-        "style_weight": 3.0,
+        "style_weight": 6.0,  # strong: the identity guard below brings back what the face needs
         "content_weight": 6.0,
         "content_layers": ("relu2_2", "relu3_2", "relu4_2"),
         "keep_face": 6.0,

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..color import color_stats, rgb_to_ycc, transfer_colors
+from ..color import color_stats, rgb_to_ycc, transfer_colors, ycc_to_rgb
 
 
 def region_color_transfer(
@@ -66,21 +66,26 @@ def cartoon_finish(
     return out
 
 
-def restore_face_detail(image: np.ndarray, photo: np.ndarray, mask: np.ndarray, amount: float) -> np.ndarray:
-    """Bring back `amount` (0..1) of the photo's luminance structure inside `mask`, keeping the result's colours.
+def restore_face_detail(
+    image: np.ndarray, photo: np.ndarray, mask: np.ndarray, amount: float, colour: float = 0.0
+) -> np.ndarray:
+    """Bring back `amount` (0..1) of the photo's luminance structure inside `mask`, and `colour` (0..1) of its
+    colours (chroma).
 
     The photo's luminance is first shifted to the result's mean under the mask, so the face keeps the painted
-    palette and brightness and regains the shapes and shading (eye lids, nostrils, lips) that identity needs.
+    brightness and regains the shapes and shading (eye lids, nostrils, lips) that identity needs; with
+    `colour` 0 the painted palette is kept as well.
     """
-    if amount <= 0 or mask.sum() < 16:
+    if (amount <= 0 and colour <= 0) or mask.sum() < 16:
         return image
     weights = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float64))
     out_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
     ref_t = torch.from_numpy(np.ascontiguousarray(photo.transpose(2, 0, 1)))
-    out_y, ref_y = rgb_to_ycc(out_t)[0], rgb_to_ycc(ref_t)[0]
+    out_ycc, ref_ycc = rgb_to_ycc(out_t), rgb_to_ycc(ref_t)
     total = weights.sum()
-    mean_o, mean_r = (out_y * weights).sum() / total, (ref_y * weights).sum() / total
-    matched = ref_y - mean_r + mean_o
-    alpha = (amount * np.clip(mask, 0, 1))[..., None]
-    shift = (matched - out_y).numpy()[..., None]  # adding the same amount to R, G and B moves luminance only
-    return np.clip(image + alpha * shift, 0, 1)
+    mean_o, mean_r = (out_ycc[0] * weights).sum() / total, (ref_ycc[0] * weights).sum() / total
+    m = torch.from_numpy(np.clip(mask, 0, 1))
+    luma = out_ycc[0] + amount * m * (ref_ycc[0] - mean_r + mean_o - out_ycc[0])
+    chroma = out_ycc[1:] + colour * m * (ref_ycc[1:] - out_ycc[1:])
+    restored = ycc_to_rgb(torch.cat([luma[None], chroma]))
+    return np.clip(restored.permute(1, 2, 0).numpy(), 0, 1)

@@ -95,7 +95,8 @@ def stylize_portrait(
         yield replace(frame, image=image, identity=distance, message=message)
 
 
-IDENTITY_STEPS = (0.2, 0.4, 0.6, 0.8, 1.0)
+# (detail, colour) restored at each step: the photo's shapes first, its colours only as a last resort.
+IDENTITY_STEPS = ((0.2, 0.0), (0.4, 0.0), (0.6, 0.0), (0.8, 0.0), (1.0, 0.0), (1.0, 0.5), (1.0, 1.0))
 DETAIL_GAINS = {"eyes": 1.0, "brows": 1.0, "nose": 1.0, "mouth": 1.0, "skin": 0.5}
 
 
@@ -119,8 +120,8 @@ def _guard_identity(
     painted = np.asarray(image, dtype=np.float64) / 255.0
     reference = np.asarray(photo.resize(size, Image.Resampling.BICUBIC), dtype=np.float64) / 255.0
     best = (distance, image)
-    for amount in IDENTITY_STEPS:
-        restored = restore_face_detail(painted, reference, mask, amount)
+    for amount, colour in IDENTITY_STEPS:
+        restored = restore_face_detail(painted, reference, mask, amount, colour)
         candidate = Image.fromarray((restored * 255 + 0.5).clip(0, 255).astype(np.uint8))
         d = identity_distance(content, candidate, face)
         if d is not None and d < best[0]:
