@@ -434,7 +434,7 @@ def _stylize_once(
                     run.check_finite()
                     if run.failed:
                         break
-                    if config.early_stop and run.converged(config.early_stop):
+                    if run.done_scale or (config.early_stop and run.converged(config.early_stop)):
                         step += n_steps - done_here
                         done_here = n_steps
                 if at_checkpoint and done_here < n_steps:
@@ -486,6 +486,7 @@ class _ScaleRun:
     """The optimizer state for one scale, with rollback on non-finite losses."""
 
     MAX_RECOVERIES = 3
+    BLOW_UP = 3.0
 
     def __init__(self, objective: Objective, x: torch.Tensor, config: StyleConfig) -> None:
         self.objective, self.config = objective, config
@@ -499,6 +500,9 @@ class _ScaleRun:
         self.failed = False
         self.done_scale = False
         self.recoveries = 0
+        self.diverged = 0
+        self.start_total: float | None = None
+        self.first_total: torch.Tensor | None = None  # the loss of the scale's starting picture
         self.message = ""
         self._make_optimizer()
 
@@ -517,6 +521,8 @@ class _ScaleRun:
         total, terms = self.objective(self.x.clamp(0, 1))
         total.backward()
         self.terms = {k: v.detach() for k, v in terms.items()}
+        if self.first_total is None:
+            self.first_total = self.terms["total"]
         return total
 
     def step(self) -> None:
@@ -538,17 +544,30 @@ class _ScaleRun:
                     self.ema.mul_(d).add_(self.x.detach(), alpha=1 - d)
 
     def check_finite(self) -> None:
-        """At a checkpoint: keep the iterate if finite, else roll back and shrink the step size."""
+        """At a checkpoint: keep the iterate if finite and not diverging, else roll back and shrink the step size.
+
+        Diverging: the loss above BLOW_UP times the best seen at this scale (from its starting picture on). L-BFGS
+        without a line search can take a wild step when its curvature pairs go stale (pixels pushed past the clamp
+        have no gradient); left alone such a step wrecks the picture, so it is undone like a NaN."""
         total = self.terms.get("total")
         finite = total is not None and bool(torch.isfinite(total)) and bool(torch.isfinite(self.x).all())
-        if finite:
+        if self.start_total is None and total is not None:
+            self.start_total = float(self.first_total)
+        best = min([*self.history, self.start_total or math.inf])
+        if finite and float(total) <= self.BLOW_UP * best:
             self.history.append(float(total))
             self.good = self.result().detach().clone()
             return
-        self.recoveries += 1
         with torch.no_grad():
             self.x.copy_(self.good)
         self.ema, self.ema_count = None, 0
+        if finite:  # diverged: restart from the last good picture with a fresh, shorter-stepping optimizer
+            self.diverged += 1
+            self.lr_scale *= 0.5
+            self._make_optimizer()
+            self.done_scale = self.diverged > self.MAX_RECOVERIES  # give up on this scale, keep its last good picture
+            return
+        self.recoveries += 1
         if self.recoveries > self.MAX_RECOVERIES:
             self.failed = True
             self.message = "the optimization kept producing invalid values; stopped at the last good picture"

@@ -162,3 +162,34 @@ def test_out_of_memory_at_the_smallest_size_is_a_plain_error(tiny_net, monkeypat
     cfg = StyleConfig(size=96, start_size=48, steps=4, device="cpu")
     with pytest.raises(StylizeError, match="out of memory even at 96 px"):
         list(stylize(Image.new("RGB", (96, 96)), Image.new("RGB", (64, 64)), cfg, backbone=tiny_net))
+
+
+def test_a_diverging_step_is_undone_and_the_run_goes_on(tiny_net, content_img, style_img, monkeypatch):
+    """A loss that jumps far above the best at this scale (a wild L-BFGS step) rolls back to the last good
+    picture with a fresh optimizer, without ending the run or reporting a fault."""
+    from style_core import engine
+
+    original = engine.Objective.__call__
+    calls = {"n": 0}
+
+    def spiking(self, image):
+        total, terms = original(self, image)
+        calls["n"] += 1
+        if calls["n"] in (6, 7, 8):  # three evaluations far above the rest
+            total = total * 1000
+            terms = {**terms, "total": total}
+        return total, terms
+
+    made = []
+    real_make = engine._ScaleRun._make_optimizer
+
+    def counting_make(self):
+        made.append(self.lr_scale)
+        real_make(self)
+
+    monkeypatch.setattr(engine.Objective, "__call__", spiking)
+    monkeypatch.setattr(engine._ScaleRun, "_make_optimizer", counting_make)
+    cfg = StyleConfig(size=32, start_size=32, steps=20, checkpoint_every=2, device="cpu")
+    frames = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
+    assert frames[-1].is_final and frames[-1].step == 20 and frames[-1].message == ""
+    assert 0.5 in made  # the optimizer was remade with a shorter step after the spike
