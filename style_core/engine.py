@@ -552,7 +552,8 @@ class _ScaleRun:
         total = self.terms.get("total")
         finite = total is not None and bool(torch.isfinite(total)) and bool(torch.isfinite(self.x).all())
         if self.start_total is None and total is not None:
-            self.start_total = float(self.first_total)
+            first = float(self.first_total)
+            self.start_total = first if math.isfinite(first) else math.inf  # a NaN start is the NaN path's job
         best = min([*self.history, self.start_total or math.inf])
         if finite and float(total) <= self.BLOW_UP * best:
             self.history.append(float(total))
