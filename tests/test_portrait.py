@@ -187,3 +187,7 @@ def test_identity_guard_stops_at_the_first_amount_that_meets_the_target(monkeypa
     assert distance == 0.43 and out is not img and out.size == img.size
     untouched, d0 = pipeline._guard_identity(img, photo, masks, photo, None, 0.0)  # off: scored, never changed
     assert untouched is img and d0 == 0.30
+    lost = iter([None, None, 0.41])  # no face left in the result: the restoring steps are tried too
+    monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: next(lost))
+    found, d1 = pipeline._guard_identity(img, photo, masks, photo, None, 0.45)
+    assert d1 == 0.41 and found is not img

@@ -3,6 +3,7 @@ engine with that guidance, finish the result and score its identity. No face: pl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
@@ -113,13 +114,13 @@ def _guard_identity(
     The score decides, not a fixed amount: a result that already reads as the person is left as painted.
     """
     distance = identity_distance(content, image, face)
-    if target <= 0 or distance is None or distance <= target:
-        return image, distance
+    if target <= 0 or (distance is not None and distance <= target):
+        return image, distance  # (no face found in the result at all: the restoring steps may bring it back)
     size = image.size
     mask = sum(g * _resized(masks[r], size) for r, g in DETAIL_GAINS.items())
     painted = np.asarray(image, dtype=np.float64) / 255.0
     reference = np.asarray(photo.resize(size, Image.Resampling.BICUBIC), dtype=np.float64) / 255.0
-    best = (distance, image)
+    best = (distance if distance is not None else math.inf, image)
     for amount, colour in IDENTITY_STEPS:
         restored = restore_face_detail(painted, reference, mask, amount, colour)
         candidate = Image.fromarray((restored * 255 + 0.5).clip(0, 255).astype(np.uint8))
@@ -128,7 +129,7 @@ def _guard_identity(
             best = (d, candidate)
         if d is not None and d <= target:
             break
-    return best[1], best[0]
+    return best[1], (best[0] if math.isfinite(best[0]) else None)
 
 
 def _resized(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
