@@ -90,9 +90,10 @@ def random_vgg19_file(path: Path = Path("/tmp/vgg19_random.safetensors")) -> Pat
     on the weights' values, and the real VGG19 file cannot be fetched on an offline machine."""
     from safetensors.torch import save_file
 
+    from style_core.backbone import WIDTHS
     from style_core.weights import BLOCK_SIZES, CONV_INDICES
 
-    widths = [w for w, n in zip((64, 128, 256, 512, 512), BLOCK_SIZES["vgg19"]) for _ in range(n)]
+    widths = [w for w, n in zip(WIDTHS, BLOCK_SIZES["vgg19"]) for _ in range(n)]
     state, c_in = {}, 3
     for index, c_out in zip(CONV_INDICES["vgg19"], widths):
         state[f"features.{index}.weight"] = torch.randn(c_out, c_in, 3, 3) * (2 / (9 * c_in)) ** 0.5

@@ -84,6 +84,7 @@ def main() -> None:
     for photo in PHOTOS:
         for cartoon in CARTOONS:
             content, style = load_image(DATA / photo), load_image(DATA / cartoon)
+            photo_landmarks = find_faces(content)[0].landmarks
             style_small = resize_long_side(style, args.size)
             row = {"photo": photo, "style": cartoon}
             pics = {}
@@ -94,7 +95,7 @@ def main() -> None:
                 frame = deque(stylize(content, style, cfg), maxlen=1)[0]
                 row[f"{mode}_s"] = round(time.perf_counter() - start, 1)
                 row[f"{mode}_identity"] = identity_distance(content, frame.image)
-                photo_face = find_faces(content)[0].landmarks * (frame.image.width / content.width)
+                photo_face = photo_landmarks * (frame.image.width / content.width)
                 row[f"{mode}_style"] = style_distance(net, frame.image, style_small, photo_face)
                 pics[mode] = frame.image
             rows.append(row)

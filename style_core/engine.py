@@ -149,8 +149,7 @@ class Objective:
         guidance: Guidance | None = None,
     ) -> None:
         self.net, self.config, self.guidance = net, config, guidance
-        self.lowp = config.autocast and use_autocast(content.device)
-        self.run_net = _low_precision(net) if self.lowp else net
+        self.run_net = _low_precision(net) if config.autocast and use_autocast(content.device) else net
         self.layer_weights = dict(zip(config.style_layers, _layer_weights(config)))
         with torch.no_grad():
             feats = self.run_net(content)
@@ -220,7 +219,7 @@ class Objective:
             for region in self.regions:
                 mask = self.guidance.style_masks[index].get(region) if region else None
                 mask = mask.to(style.device) if mask is not None else None
-                if self.config.style_loss == "gram":
+                if self._gram:
                     out[layer, region] = losses.gram(f, mask)
                 else:
                     out[layer, region] = losses.mean_cov(f, mask)
@@ -235,7 +234,7 @@ class Objective:
         w = [b / total for b in blend]
         targets = {}
         for key in stats[0]:
-            if self.config.style_loss == "gram":
+            if self._gram:
                 g = sum(wi * s[key] for wi, s in zip(w, stats))
                 norm = 1 / g.pow(2).mean().clamp_min(1e-12) if self.config.normalize_losses else 1.0
                 targets[key] = (g, norm)
@@ -256,7 +255,6 @@ class Objective:
             self.content_norm[n] * losses.content_loss(feats[n], t, self.weight_maps.get(n))
             for n, t in self.content_targets.items()
         )
-        gram_mode = cfg.style_loss == "gram"
         style = image.new_zeros(())
         for layer in cfg.style_layers:
             f = feats[layer]
@@ -268,11 +266,10 @@ class Objective:
                 target, norm = self.style_targets[layer, region]
                 rw = g.region_weights.get(region, 1.0) if region else 1.0
                 pix, weight = pixels[region]
-                if gram_mode:
+                if self._gram:
                     term = losses.gram_mse(pix, weight, target, self.target_sq[layer, region])
                 else:
-                    w = torch.ones(pix.shape[1], device=pix.device) if weight is None else weight
-                    term = losses.w2_distance(*losses.weighted_mean_cov(pix, w), target)
+                    term = losses.w2_distance(*losses.weighted_mean_cov(pix, weight), target)
                 style = style + self.layer_weights[layer] * rw * norm * term
         if self.regions != [None]:
             style = style / sum(g.region_weights.get(r, 1.0) for r in self.regions)
@@ -338,6 +335,7 @@ def stylize(
                 raise
         # Out of memory: the exception (and its traceback's activations) is gone here, so memory can be freed.
         del run
+        _free_device_memory()
         smaller = _smaller_size(config.size)
         if smaller is None:
             raise StylizeError(f"out of memory even at {config.size} px; try a smaller size or the CPU")
@@ -360,7 +358,6 @@ def _smaller_size(size: int) -> int | None:
     """The next size to try after running out of memory: three quarters of the pixels' long side."""
     if size <= MIN_RETRY_SIZE:
         return None
-    _free_device_memory()
     return max(MIN_RETRY_SIZE, int(size * 0.75))
 
 
@@ -501,7 +498,6 @@ class _ScaleRun:
         self.done_scale = False
         self.recoveries = 0
         self.diverged = 0
-        self.start_total: float | None = None
         self.first_total: torch.Tensor | None = None  # the loss of the scale's starting picture
         self.message = ""
         self._make_optimizer()
@@ -551,10 +547,8 @@ class _ScaleRun:
         have no gradient); left alone such a step wrecks the picture, so it is undone like a NaN."""
         total = self.terms.get("total")
         finite = total is not None and bool(torch.isfinite(total)) and bool(torch.isfinite(self.x).all())
-        if self.start_total is None and total is not None:
-            first = float(self.first_total)
-            self.start_total = first if math.isfinite(first) else math.inf  # a NaN start is the NaN path's job
-        best = min([*self.history, self.start_total or math.inf])
+        first = float(self.first_total) if self.first_total is not None else math.inf
+        best = min([*self.history, first if math.isfinite(first) else math.inf])  # a NaN start: the NaN path's job
         if finite and float(total) <= self.BLOW_UP * best:
             self.history.append(float(total))
             self.good = self.result().detach().clone()

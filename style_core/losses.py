@@ -110,9 +110,10 @@ def gram_mse(
 
 
 def weighted_mean_cov(
-    pixels: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5
+    pixels: torch.Tensor, weight: torch.Tensor | None, eps: float = 1e-5
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and covariance of (C, n) pixels under (n,) weights."""
+    """Mean and covariance of (C, n) pixels under (n,) weights (None: all pixels alike)."""
+    weight = torch.ones(pixels.shape[1], device=pixels.device) if weight is None else weight
     weights = (weight / weight.sum().clamp_min(1e-8)).reshape(1, -1)
     mean = (pixels * weights).sum(1)
     centered = pixels - mean[:, None]
@@ -160,7 +161,7 @@ def mean_cov(
     c, h, w = f.shape[1], f.shape[-2], f.shape[-1]
     flat = f.permute(1, 0, 2, 3).reshape(c, -1)
     if mask is None:
-        return weighted_mean_cov(flat, torch.ones(flat.shape[1], device=f.device), eps)
+        return weighted_mean_cov(flat, None, eps)
     return weighted_mean_cov(*_masked_pixels(flat, mask, h, w), eps)
 
 

@@ -180,6 +180,7 @@ def test_identity_guard_stops_at_the_first_amount_that_meets_the_target(monkeypa
 
     scores = iter([0.55, 0.50, 0.43, 0.30])
     monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: next(scores))
+    monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: None)  # the photo's embedding, made once
     img = Image.new("RGB", (40, 40), (200, 120, 90))
     photo = Image.fromarray((np.random.default_rng(1).random((40, 40, 3)) * 255).astype(np.uint8))
     masks = {r: np.full((40, 40), 1 / len(REGIONS), np.float32) for r in REGIONS}

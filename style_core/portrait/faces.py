@@ -100,14 +100,20 @@ def descriptor(img: Image.Image, face: Face) -> np.ndarray:
 
 
 def identity_distance(
-    reference: Image.Image, candidate: Image.Image, reference_face: Face | None = None
+    reference: Image.Image,
+    candidate: Image.Image,
+    reference_face: Face | None = None,
+    reference_descriptor: np.ndarray | None = None,
 ) -> float | None:
-    """Embedding distance between the reference's face and the candidate's largest face (None: no face found)."""
+    """Embedding distance between the reference's face and the candidate's largest face (None: no face found).
+
+    `reference_descriptor` saves recomputing the reference's embedding when one photo is scored many times."""
     ref_face = reference_face or next(iter(find_faces(reference)), None)
     faces = find_faces(candidate)
     if ref_face is None or not faces:
         return None
-    return float(np.linalg.norm(descriptor(reference, ref_face) - descriptor(candidate, faces[0])))
+    ref = descriptor(reference, ref_face) if reference_descriptor is None else reference_descriptor
+    return float(np.linalg.norm(ref - descriptor(candidate, faces[0])))
 
 
 def describe_identity(distance: float | None) -> str:

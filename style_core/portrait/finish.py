@@ -78,13 +78,12 @@ def restore_face_detail(
     """
     if (amount <= 0 and colour <= 0) or mask.sum() < 16:
         return image
-    weights = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float64))
+    m = torch.from_numpy(np.clip(mask, 0, 1).astype(np.float64))
     out_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
     ref_t = torch.from_numpy(np.ascontiguousarray(photo.transpose(2, 0, 1)))
     out_ycc, ref_ycc = rgb_to_ycc(out_t), rgb_to_ycc(ref_t)
-    total = weights.sum()
-    mean_o, mean_r = (out_ycc[0] * weights).sum() / total, (ref_ycc[0] * weights).sum() / total
-    m = torch.from_numpy(np.clip(mask, 0, 1))
+    total = m.sum()
+    mean_o, mean_r = (out_ycc[0] * m).sum() / total, (ref_ycc[0] * m).sum() / total
     luma = out_ycc[0] + amount * m * (ref_ycc[0] - mean_r + mean_o - out_ycc[0])
     chroma = out_ycc[1:] + colour * m * (ref_ycc[1:] - out_ycc[1:])
     restored = ycc_to_rgb(torch.cat([luma[None], chroma]))

@@ -14,7 +14,7 @@ from PIL import Image
 from ..config import StyleConfig
 from ..engine import Frame, Guidance, stylize
 from ..images import ImageSource, load_image, resize_long_side
-from .faces import Face, FaceError, describe_identity, find_faces, identity_distance
+from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
 from .finish import cartoon_finish, restore_face_detail
 from .masks import REGIONS, content_weight_map, region_masks
 from .warp import warp_face
@@ -38,6 +38,10 @@ def _plain(content, styles, config, backbone, should_stop, why: str) -> Iterator
 
 def _unit(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float64) / 255.0
+
+
+def _to_image(arr: np.ndarray) -> Image.Image:
+    return Image.fromarray((arr * 255 + 0.5).clip(0, 255).astype(np.uint8))
 
 
 def _tensors(masks: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -113,18 +117,18 @@ def _guard_identity(
 
     The score decides, not a fixed amount: a result that already reads as the person is left as painted.
     """
-    distance = identity_distance(content, image, face)
+    reference_descriptor = descriptor(content, face)  # scored against up to eight candidates below
+    distance = identity_distance(content, image, face, reference_descriptor)
     if target <= 0 or (distance is not None and distance <= target):
         return image, distance  # (no face found in the result at all: the restoring steps may bring it back)
     size = image.size
     mask = sum(g * _resized(masks[r], size) for r, g in DETAIL_GAINS.items())
-    painted = np.asarray(image, dtype=np.float64) / 255.0
-    reference = np.asarray(photo.resize(size, Image.Resampling.BICUBIC), dtype=np.float64) / 255.0
+    painted, reference = _unit(image), _unit(photo.resize(size, Image.Resampling.BICUBIC))
     best = (distance if distance is not None else math.inf, image)
     for amount, colour in IDENTITY_STEPS:
         restored = restore_face_detail(painted, reference, mask, amount, colour)
-        candidate = Image.fromarray((restored * 255 + 0.5).clip(0, 255).astype(np.uint8))
-        d = identity_distance(content, candidate, face)
+        candidate = _to_image(restored)
+        d = identity_distance(content, candidate, face, reference_descriptor)
         if d is not None and d < best[0]:
             best = (d, candidate)
         if d is not None and d <= target:
@@ -144,20 +148,14 @@ def _finish(
     if config.region_colors <= 0 and config.skin_smoothing <= 0:
         return image
     style_masks, style_small = style_set
-    out_masks = (
-        masks
-        if next(iter(masks.values())).shape == (image.height, image.width)
-        else {r: np.asarray(Image.fromarray(m).resize(image.size, Image.Resampling.BILINEAR)) for r, m in masks.items()}
-    )
-    arr = np.asarray(image, dtype=np.float64) / 255.0
-    style_arr = np.asarray(style_small, dtype=np.float64) / 255.0
+    out_masks = {r: _resized(m, image.size) for r, m in masks.items()}
     done = cartoon_finish(
-        arr,
+        _unit(image),
         out_masks,
-        style_arr,
+        _unit(style_small),
         style_masks,
         config.region_colors,
         config.skin_smoothing,
         face_width * image.width / next(iter(masks.values())).shape[1],
     )
-    return Image.fromarray((done * 255 + 0.5).clip(0, 255).astype(np.uint8))
+    return _to_image(done)
