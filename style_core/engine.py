@@ -169,25 +169,56 @@ class Objective:
         )
         self.weight_maps = (
             {
-                n: F.interpolate(
-                    g.content_weight_map.to(content.device).float(),
-                    size=feats[n].shape[-2:],
-                    mode="bilinear",
-                    align_corners=False,
-                )
+                n: losses.normalized_weight_map(g.content_weight_map.to(content.device), feats[n].shape)
                 for n in config.content_layers
             }
             if g is not None and g.content_weight_map is not None
             else {}
         )
         self.content_norm = {
-            n: (1 / t.pow(2).mean().clamp_min(1e-8) if config.normalize_losses else 1.0)
+            n: (1 / max(float(t.pow(2).mean()), 1e-8) if config.normalize_losses else 1.0)
             for n, t in self.content_targets.items()
         }
         self.regions = self._regions()
         stats = [self._style_stats(s, key, i) for i, (s, key) in enumerate(zip(styles, style_keys))]
         self.style_targets = self._blend(stats, blend)
-        self.target_sq = {k: t.pow(2).sum() for k, (t, _) in self.style_targets.items()} if self._gram else {}
+        self._plan(feats)
+
+    def _plan(self, feats: dict[str, torch.Tensor]) -> None:
+        """Everything about a step's loss that is fixed for the scale, so a step runs few small kernels.
+
+        Each loss term is computed "raw" (its constant factors left out) and one (4, terms) matrix `mix` turns the
+        stacked raw terms into content, style, tv and total: the weights, normalisers and the Gram formula's
+        constants cost one matrix-vector product per step instead of a multiplication per term."""
+        cfg, g = self.config, self.guidance
+        rows: list[tuple[float, float, float]] = []  # each raw term's share of (content, style, tv)
+        for n in self.content_targets:
+            rows.append((self.content_norm[n], 0.0, 0.0))
+        region_total = sum(g.region_weights.get(r, 1.0) for r in self.regions) if self.regions != [None] else 1.0
+        # per style layer: (region, per-pixel factor or None, GramMatch or Gaussian)
+        self.style_plan: dict[str, list[tuple[str | None, torch.Tensor | None, object]]] = {}
+        for layer in cfg.style_layers:
+            c, h, w = feats[layer].shape[1:]
+            spans = self.packed[layer].spans if self.packed else {None: (0, h * w)}
+            plan = []
+            for region in self.regions:
+                target, norm = self.style_targets[layer, region]
+                a, b = spans[region]
+                weight = self.packed[layer].weight[a:b] if self.packed else None
+                share = self.layer_weights[layer] * (g.region_weights.get(region, 1.0) if region else 1.0)
+                share *= norm / region_total
+                if self._gram:
+                    factor, match = losses.gram_match(target, weight, b - a)
+                    plan.append((region, factor, match))
+                    share *= match.factor
+                else:
+                    plan.append((region, None, target))
+                rows.append((0.0, share, 0.0))
+            self.style_plan[layer] = plan
+        rows.append((0.0, 0.0, 1.0))  # total variation
+        parts = torch.tensor(rows, dtype=torch.float32).T  # (3, terms)
+        total = cfg.content_weight * parts[0] + cfg.style_weight * parts[1] + cfg.tv_weight * parts[2]
+        self.mix = torch.cat([parts, total[None]]).to(self.content_targets[cfg.content_layers[0]].device)
 
     @property
     def _gram(self) -> bool:
@@ -236,7 +267,7 @@ class Objective:
         for key in stats[0]:
             if self._gram:
                 g = sum(wi * s[key] for wi, s in zip(w, stats))
-                norm = 1 / g.pow(2).mean().clamp_min(1e-12) if self.config.normalize_losses else 1.0
+                norm = 1 / max(float(g.pow(2).mean()), 1e-12) if self.config.normalize_losses else 1.0
                 targets[key] = (g, norm)
             else:
                 mean = sum(wi * s[key][0] for wi, s in zip(w, stats))
@@ -244,38 +275,40 @@ class Objective:
                 cov = second - torch.outer(mean, mean)
                 root = losses._sqrtm_psd(cov.double()).float()
                 scale = (mean.pow(2).sum() + torch.diagonal(cov).sum()) / mean.shape[0]
-                norm = 1 / scale.clamp_min(1e-12) if self.config.normalize_losses else 1.0
+                norm = 1 / max(float(scale), 1e-12) if self.config.normalize_losses else 1.0
                 targets[key] = (losses.Gaussian(mean, cov, root), norm)
         return targets
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cfg, g = self.config, self.guidance
-        feats = {k: v.float() for k, v in self.run_net(image).items()}  # statistics in fp32, converted once
-        content = sum(
-            self.content_norm[n] * losses.content_loss(feats[n], t, self.weight_maps.get(n))
-            for n, t in self.content_targets.items()
-        )
-        style = image.new_zeros(())
-        for layer in cfg.style_layers:
+        """The total loss and its parts (content, style, tv, total) for a picture in [0, 1]."""
+        parts = self.mix @ torch.stack(self._raw_terms(image))
+        return parts[3], dict(zip(LOSS_TERMS, parts.unbind()))
+
+    def _raw_terms(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The loss terms without their constant factors, in the order of `mix`'s columns."""
+        feats = self.run_net(image)
+        raw = []
+        for n, target in self.content_targets.items():
+            f = feats[n].float()  # statistics in fp32 (a no-op for an fp32 network)
+            wmap = self.weight_maps.get(n)
+            raw.append(F.mse_loss(f, target) if wmap is None else losses.weighted_content_loss(f, target, wmap))
+        for layer, plan in self.style_plan.items():
             f = feats[layer]
             if self.packed:
                 pixels = losses.gather_regions(f, self.packed[layer])
             else:
-                pixels = {None: (f.reshape(f.shape[1], -1), None)}
-            for region in self.regions:
-                target, norm = self.style_targets[layer, region]
-                rw = g.region_weights.get(region, 1.0) if region else 1.0
+                pixels = {None: (f.float().reshape(f.shape[1], -1), None)}
+            for region, factor, target in plan:
                 pix, weight = pixels[region]
                 if self._gram:
-                    term = losses.gram_mse(pix, weight, target, self.target_sq[layer, region])
+                    raw.append(target.raw(pix if factor is None else pix * factor))
                 else:
-                    term = losses.w2_distance(*losses.weighted_mean_cov(pix, weight), target)
-                style = style + self.layer_weights[layer] * rw * norm * term
-        if self.regions != [None]:
-            style = style / sum(g.region_weights.get(r, 1.0) for r in self.regions)
-        tv = losses.tv_loss(image)
-        total = cfg.content_weight * content + cfg.style_weight * style + cfg.tv_weight * tv
-        return total, {"content": content, "style": style, "tv": tv, "total": total}
+                    raw.append(losses.w2_distance(*losses.weighted_mean_cov(pix, weight), target))
+        raw.append(losses.tv_loss(image))
+        return raw
+
+
+LOSS_TERMS = ("content", "style", "tv", "total")
 
 
 def warm_up(config: StyleConfig) -> str:
@@ -583,4 +616,7 @@ class _ScaleRun:
         return self.ema if self.ema is not None else self.x.detach().clamp(0, 1)
 
     def read_losses(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.terms.items() if math.isfinite(float(v))}
+        if not self.terms:
+            return {}
+        values = torch.stack(list(self.terms.values())).tolist()  # one read-back from the device, not one per term
+        return {k: v for k, v in zip(self.terms, values) if math.isfinite(v)}

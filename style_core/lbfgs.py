@@ -94,12 +94,12 @@ class LBFGS:
 
         rho = ordered(self.rho[:k])
         sy = self.sy[:k, :k] if order is None else self.sy[order][:, order]
-        eye = torch.eye(k, device=grad.device, dtype=grad.dtype)
+        # Both systems are unit triangular: the solver reads only the strict triangle it is told of and takes the
+        # diagonal as ones, so neither matrix needs masking or the identity added.
         q0 = grad.neg()
-        upper = eye + rho[:, None] * torch.triu(sy, 1)
-        alpha = torch.linalg.solve_triangular(upper, (rho * ordered(s_rows @ q0))[:, None], upper=True).squeeze(1)
+        rhs = (rho * ordered(s_rows @ q0))[:, None]
+        alpha = torch.linalg.solve_triangular(rho[:, None] * sy, rhs, upper=True, unitriangular=True).squeeze(1)
         r0 = (q0 - y_rows.T @ in_rows(alpha)) * self.h_diag
-        lower = eye + rho[:, None] * torch.tril(sy.T, -1)
         rhs = (alpha - rho * ordered(y_rows @ r0))[:, None]
-        c = torch.linalg.solve_triangular(lower, rhs, upper=False).squeeze(1)
+        c = torch.linalg.solve_triangular(rho[:, None] * sy.T, rhs, upper=False, unitriangular=True).squeeze(1)
         return r0 + s_rows.T @ in_rows(c)

@@ -13,13 +13,22 @@ import torch.nn.functional as F
 
 def content_loss(features: torch.Tensor, target: torch.Tensor, weight_map: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared feature difference; `weight_map` (1,1,h,w) scales it per pixel (resized to fit)."""
-    diff = (features.float() - target.float()) ** 2
     if weight_map is None:
-        return diff.mean()
-    w = weight_map
-    if w.shape[-2:] != diff.shape[-2:]:
-        w = F.interpolate(w, size=diff.shape[-2:], mode="bilinear", align_corners=False)
-    return (diff * w).sum() / (w.sum() * diff.shape[1]).clamp_min(1e-8)
+        return F.mse_loss(features.float(), target.float())
+    return weighted_content_loss(features, target, normalized_weight_map(weight_map, features.shape))
+
+
+def normalized_weight_map(weight_map: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """A (1,1,h,w) map resized to features of `shape` and divided by (its sum x channels): made once per scale."""
+    w = weight_map.float()
+    if w.shape[-2:] != shape[-2:]:
+        w = F.interpolate(w, size=shape[-2:], mode="bilinear", align_corners=False)
+    return w / (w.sum() * shape[1]).clamp_min(1e-8)
+
+
+def weighted_content_loss(features: torch.Tensor, target: torch.Tensor, normalized_map: torch.Tensor) -> torch.Tensor:
+    """The per-pixel weighted mean squared difference, with the map from `normalized_weight_map`."""
+    return ((features.float() - target.float()).square() * normalized_map).sum()
 
 
 @dataclass(frozen=True)
@@ -90,23 +99,49 @@ def weighted_gram(pixels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return weighted @ weighted.T / (pixels.shape[0] * weight.sum().clamp_min(1.0))
 
 
-def gram_mse(
-    pixels: torch.Tensor, weight: torch.Tensor | None, target: torch.Tensor, target_sq: torch.Tensor | None = None
-) -> torch.Tensor:
-    """mean((weighted_gram(pixels, weight) - target)^2), by whichever of two equal formulas is cheaper.
+@dataclass(frozen=True)
+class GramMatch:
+    """mean((k A A^T - T)^2) for (C, n) pixels A against a fixed target T, set up once per scale.
 
-    With fewer pixels n than channels C (deep layers at small scales, small face regions), the C x C Gram is never
-    formed: with A = pixels * sqrt(weight / (C * sum(weight))), so that G = A A^T,
-        ||G - T||^2 = ||A^T A||^2 - 2 sum((T A) * A) + ||T||^2,
-    whose elementwise work is on (n, n) and (C, n) instead of (C, C). `target_sq` is ||T||^2 (precomputed).
+    Written as `factor * raw(A)` so a caller summing many terms folds `factor` into its own weights, and `raw` is
+    the fewest kernels: with n >= C it is mse(A A^T, T / k) (two kernels); with fewer pixels than channels (deep
+    layers at small scales, small face regions) the C x C Gram is never formed:
+        ||k A A^T - T||^2 = k^2 (||A^T A||^2 - <(2T/k) A, A> + ||T||^2 / k^2),
+    whose elementwise work is on (n, n) and (C, n) instead of (C, C).
     """
-    c, n = pixels.shape
-    w = torch.ones(n, device=pixels.device, dtype=pixels.dtype) if weight is None else weight
-    if n >= c:
-        return ((weighted_gram(pixels, w) - target) ** 2).mean()
-    a = pixels * (w / (c * w.sum().clamp_min(1.0))).sqrt()
-    sq = target.pow(2).sum() if target_sq is None else target_sq
-    return ((a.T @ a).pow(2).sum() - 2 * ((target @ a) * a).sum() + sq) / (c * c)
+
+    target: torch.Tensor  # T / k (big form) or 2 T / k (small form)
+    factor: float
+    small: bool
+    target_sq: float  # ||T||^2 / k^2 (small form only)
+
+    @classmethod
+    def prepare(cls, target: torch.Tensor, k: float, pixels: int) -> GramMatch:
+        c = target.shape[0]
+        if pixels >= c:
+            return cls(target / k, k * k, False, 0.0)
+        return cls(target * (2 / k), k * k / (c * c), True, float(target.pow(2).sum()) / (k * k))
+
+    def raw(self, a: torch.Tensor) -> torch.Tensor:
+        if not self.small:
+            return F.mse_loss(a @ a.T, self.target)
+        m = a.T @ a
+        return m.reshape(-1).dot(m.reshape(-1)) - (self.target @ a).reshape(-1).dot(a.reshape(-1)) + self.target_sq
+
+    def __call__(self, a: torch.Tensor) -> torch.Tensor:
+        return self.factor * self.raw(a)
+
+
+def gram_match(
+    target: torch.Tensor, weight: torch.Tensor | None, pixels: int
+) -> tuple[torch.Tensor | None, GramMatch]:
+    """How to compare `weighted_gram(P, weight)` of (C, pixels) features P with `target`, fixed for a scale:
+    the per-pixel factor f (None: all pixels alike) and the GramMatch m, so that the loss is m(P * f)."""
+    c = target.shape[0]
+    if weight is None:
+        return None, GramMatch.prepare(target, 1 / (c * pixels), pixels)
+    k = 1 / (c * max(float(weight.sum()), 1.0))
+    return weight.sqrt(), GramMatch.prepare(target, k, pixels)
 
 
 def weighted_mean_cov(
@@ -198,6 +233,5 @@ def w2_distance(mean: torch.Tensor, cov: torch.Tensor, target: Gaussian) -> torc
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Total variation as mean squared neighbour differences (the classic neural-style form)."""
-    dy = image[..., 1:, :] - image[..., :-1, :]
-    dx = image[..., :, 1:] - image[..., :, :-1]
-    return (dy.float() ** 2).mean() + (dx.float() ** 2).mean()
+    img = image.float()
+    return F.mse_loss(img[..., 1:, :], img[..., :-1, :]) + F.mse_loss(img[..., :, 1:], img[..., :, :-1])

@@ -42,8 +42,8 @@ def test_content_and_tv():
 
 
 @pytest.mark.parametrize("n", [5, 40, 64])
-def test_gram_mse_small_form_equals_the_direct_one_with_its_gradient(n):
-    from style_core.losses import gram_mse, weighted_gram
+def test_gram_match_equals_the_direct_loss_with_its_gradient_in_both_forms(n):
+    from style_core.losses import gram_match, weighted_gram
 
     gen = torch.Generator().manual_seed(n)
     pixels = torch.rand(32, n, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -51,7 +51,13 @@ def test_gram_mse_small_form_equals_the_direct_one_with_its_gradient(n):
     target = weighted_gram(torch.rand(32, 50, generator=gen, dtype=torch.float64), torch.ones(50, dtype=torch.float64))
     direct = ((weighted_gram(pixels, weight) - target) ** 2).mean()
     (g_direct,) = torch.autograd.grad(direct, pixels)
-    fast = gram_mse(pixels, weight, target)
+    factor, match = gram_match(target, weight, n)
+    assert match.small == (n < 32)
+    fast = match(pixels * factor)
     (g_fast,) = torch.autograd.grad(fast, pixels)
     torch.testing.assert_close(fast, direct)
     torch.testing.assert_close(g_fast, g_direct)
+    plain = ((weighted_gram(pixels, torch.ones(n, dtype=torch.float64)) - target) ** 2).mean()
+    factor, match = gram_match(target, None, n)
+    assert factor is None
+    torch.testing.assert_close(match(pixels), plain)
