@@ -112,7 +112,9 @@ def profile_steps(size: int = 512, steps: int = 30) -> str:
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         deque(stylize(CONTENT, STYLE, cfg), maxlen=1)
         sync()
-    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=15, max_name_column_width=40)
+    kernels = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=15, max_name_column_width=40)
+    return f"{table}\nGPU kernels per step: {kernels / steps:.0f}"
 
 
 def out_of_memory_retry(gib: float = 3.0, size: int = 3072) -> dict:
@@ -151,7 +153,13 @@ def main() -> None:
         vgg19 = str(random_vgg19_file())
         results += [show(run("balanced", size, "vgg19 (random weights)", weights=vgg19)) for size in SIZES]
         results.append(show(with_torch_lbfgs(SIZES[0], vgg19)))
+        # The same runs with each scale's step recorded as a CUDA graph (config.cuda_graphs, off by default until
+        # timed here): the comparison that decides whether it becomes the default.
+        results += [show(run("balanced", size, "vgg19 + CUDA graphs", weights=vgg19, cuda_graphs=True))
+                    for size in SIZES]
     results += [show(run(name, size)) for name in ("balanced", "pixar-portrait") for size in SIZES]
+    if DEVICE == "cuda":
+        results += [show(run("pixar-portrait", size, "vgg16 + CUDA graphs", cuda_graphs=True)) for size in SIZES]
     net = get_backbone(preset(device=DEVICE), torch.device(DEVICE)).net
     speed = fwd_bwd_vs_sgemm(net, torch.device(DEVICE), size=min(512, max(SIZES)))
     print(f"backbone fwd+bwd at 512 px (bf16 autocast): {speed['fwd_bwd_gflops']} GFLOP/s; "

@@ -72,6 +72,9 @@ class StyleConfig:
     seed: int | None = field(default=0, metadata={"help": "random seed (reproducible on CPU)"})
     checkpoint_every: int = field(default=10, metadata={"help": "yield a frame every N steps"})
     autocast: bool = field(default=True, metadata={"help": "bf16/fp16 network on GPU, statistics in fp32"})
+    cuda_graphs: bool = field(
+        default=False, metadata={"help": "GPU: record each scale's step as a CUDA graph (Gram loss; not yet timed)"}
+    )
     portrait: bool = field(default=False, metadata={"help": "portrait mode: match face regions, keep identity"})
     keep_face: float = field(default=3.0, metadata={"help": "portrait: content weight of eyes/mouth vs skin"})
     warp_strength: float = field(

@@ -14,6 +14,7 @@ import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -27,6 +28,7 @@ from .backbone import VGGFeatures, low_precision_copy
 from .color import match_colors, preserve_colors
 from .config import StyleConfig, scale_sizes, steps_per_scale
 from .devices import describe, pick_device
+from .graphs import StepGraph
 from .images import ImageSource, load_image, resize_long_side
 from .lbfgs import LBFGS
 from .weights import load_weights
@@ -281,8 +283,12 @@ class Objective:
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total loss and its parts (content, style, tv, total) for a picture in [0, 1]."""
-        parts = self.mix @ torch.stack(self._raw_terms(image))
+        parts = self.parts(image)
         return parts[3], dict(zip(LOSS_TERMS, parts.unbind()))
+
+    def parts(self, image: torch.Tensor) -> torch.Tensor:
+        """(content, style, tv, total) as one tensor."""
+        return self.mix @ torch.stack(self._raw_terms(image))
 
     def _raw_terms(self, image: torch.Tensor) -> list[torch.Tensor]:
         """The loss terms without their constant factors, in the order of `mix`'s columns."""
@@ -377,6 +383,12 @@ def stylize(
         config = config.replace(size=smaller, start_size=min(config.start_size, smaller))
 
 
+def _graph_mode(config: StyleConfig, device: torch.device) -> str | None:
+    """"cuda" where the step can be recorded as a CUDA graph: asked for, on CUDA, with the Gram loss (W2's
+    eigenvalue solver reads its status back to the host, which a recording cannot contain)."""
+    return "cuda" if config.cuda_graphs and device.type == "cuda" and config.style_loss == "gram" else None
+
+
 MIN_RETRY_SIZE = 128
 
 
@@ -422,6 +434,9 @@ def _stylize_once(
     if config.seed is not None:
         torch.manual_seed(config.seed)
     net = backbone if backbone is not None else get_backbone(config, device).net
+    graph_mode = _graph_mode(config, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # a handful of shapes per run, each autotuned once per process
     missing = [n for n in (*config.content_layers, *config.style_layers) if n not in net.layers]
     if missing:
         raise StylizeError(f"the network was built without the layers {missing}")
@@ -446,7 +461,7 @@ def _stylize_once(
             else:
                 x = F.interpolate(x, size=content_t.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
             objective = Objective(net, config, content_t, style_ts, keys, blend, guidance)
-            run = _ScaleRun(objective, x, config)
+            run = _ScaleRun(objective, x, config, graph_mode)
             last = si == len(sizes) - 1
             done_here = 0
             while done_here < n_steps:
@@ -518,8 +533,16 @@ class _ScaleRun:
     MAX_RECOVERIES = 3
     BLOW_UP = 3.0
 
-    def __init__(self, objective: Objective, x: torch.Tensor, config: StyleConfig) -> None:
+    GRAPH_WARM_UP = 2  # eager steps per scale before recording a CUDA graph
+
+    def __init__(
+        self, objective: Objective, x: torch.Tensor, config: StyleConfig, graph_mode: str | None = None
+    ) -> None:
         self.objective, self.config = objective, config
+        self.graph_mode = graph_mode  # "cuda", "simulate" (tests) or None
+        self.graph: StepGraph | None = None
+        self.warmup_left = self.GRAPH_WARM_UP
+        self.side_stream: torch.cuda.Stream | None = None
         self.x = x.detach().clone().requires_grad_(True)
         self.good = self.x.detach().clone()
         self.lr_scale = 1.0
@@ -535,6 +558,55 @@ class _ScaleRun:
         self.message = ""
         self._make_optimizer()
 
+    def _closure(self) -> torch.Tensor:
+        if self.graph is not None:
+            parts = self.graph.replay()  # the same buffer every step: views of it always show the latest
+            self.terms = dict(zip(LOSS_TERMS, parts.unbind()))
+        else:
+            self.opt.zero_grad(set_to_none=True)
+            # The loss sees the picture as it will be saved (clamped), so L-BFGS cannot profit from pixels out of
+            # range; with Adam the iterate itself is clamped after each step, so this changes nothing there.
+            total, terms = self.objective(self.x.clamp(0, 1))
+            total.backward()
+            self.terms = {k: v.detach() for k, v in terms.items()}
+        if self.first_total is None:
+            self.first_total = self.terms["total"].clone()
+        return self.terms["total"]
+
+    def step(self) -> None:
+        if self.graph_mode is not None and self.graph is None:
+            if self.warmup_left == 0:
+                self._record()
+            else:
+                self.warmup_left -= 1
+        with self._warm_up_stream():
+            self._step()
+
+    def _record(self) -> None:
+        """Record this scale's pass as a CUDA graph (after warm-up steps: cudnn's autotuning, lazy handles)."""
+        try:
+            self.graph = StepGraph(
+                lambda x: self.objective.parts(x.clamp(0, 1)), self.x, simulate=self.graph_mode == "simulate"
+            )
+        except Exception as exc:  # an operation that cannot be recorded: go on as before, and say so once
+            warnings.warn(f"CUDA graph recording failed ({exc}); running without graphs", RuntimeWarning, stacklevel=3)
+            self.graph_mode, self.graph = None, None
+            self.x.grad = None
+
+    @contextmanager
+    def _warm_up_stream(self) -> Iterator[None]:
+        """Warm-up steps before recording run on a side stream, as CUDA graphs require."""
+        if self.graph_mode != "cuda" or self.graph is not None:
+            yield
+            return
+        if self.side_stream is None:
+            self.side_stream = torch.cuda.Stream()
+        side = self.side_stream
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            yield
+        torch.cuda.current_stream().wait_stream(side)
+
     def _make_optimizer(self) -> None:
         if self.config.optimizer == "lbfgs":
             self.opt: LBFGS | torch.optim.Optimizer = LBFGS(
@@ -543,18 +615,7 @@ class _ScaleRun:
         else:
             self.opt = torch.optim.Adam([self.x], lr=self.config.lr * self.lr_scale, betas=(0.9, 0.99))
 
-    def _closure(self) -> torch.Tensor:
-        self.opt.zero_grad(set_to_none=True)
-        # The loss sees the picture as it will be saved (clamped), so L-BFGS cannot profit from pixels out of
-        # range; with Adam the iterate itself is clamped after each step, so this changes nothing there.
-        total, terms = self.objective(self.x.clamp(0, 1))
-        total.backward()
-        self.terms = {k: v.detach() for k, v in terms.items()}
-        if self.first_total is None:
-            self.first_total = self.terms["total"]
-        return total
-
-    def step(self) -> None:
+    def _step(self) -> None:
         if self.config.optimizer == "lbfgs":
             self.opt.step(self._closure)
         else:

@@ -61,7 +61,8 @@ class LBFGS:
         move = direction * scale
         with torch.no_grad():
             self.param.add_(move.view_as(self.param))
-        self.prev_grad, self.last_move = grad, move
+        # A copy: the caller may reuse its gradient buffer (a replayed CUDA graph overwrites it every step).
+        self.prev_grad, self.last_move = grad.clone(), move
         return loss
 
     def _remember(self, y: torch.Tensor, s: torch.Tensor) -> None:

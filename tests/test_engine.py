@@ -193,3 +193,53 @@ def test_a_diverging_step_is_undone_and_the_run_goes_on(tiny_net, content_img, s
     frames = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
     assert frames[-1].is_final and frames[-1].step == 20 and frames[-1].message == ""
     assert 0.5 in made  # the optimizer was remade with a shorter step after the spike
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_a_replayed_step_graph_runs_exactly_as_eager_steps(tiny_net, content_img, style_img, monkeypatch, optimizer):
+    """A CUDA graph overwrites the loss and the gradient in place at every replay. Simulated on the CPU (the same
+    fixed buffers, filled by an eager pass), the run must be step for step the one without graphs: nothing kept
+    across steps (L-BFGS's last gradient, the scale's first loss) may alias the replayed buffers."""
+    from style_core import engine
+    from style_core.graphs import StepGraph
+
+    cfg = StyleConfig(size=48, start_size=24, steps=30, checkpoint_every=5, device="cpu", optimizer=optimizer)
+    eager = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
+    recorded = []
+
+    def recording(*args, **kwargs):
+        recorded.append(kwargs.get("simulate"))
+        return StepGraph(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_graph_mode", lambda config, device: "simulate")
+    monkeypatch.setattr(engine, "StepGraph", recording)
+    graphed = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
+    assert recorded == [True] * eager[-1].num_scales  # one recording per scale, after its warm-up steps
+    assert [f.losses for f in graphed] == [f.losses for f in eager]
+    assert np.array_equal(np.asarray(graphed[-1].image), np.asarray(eager[-1].image))
+
+
+def test_a_step_graph_that_cannot_be_recorded_falls_back_to_eager_steps(tiny_net, content_img, style_img, monkeypatch):
+    from style_core import engine
+
+    cfg = StyleConfig(size=48, start_size=24, steps=20, checkpoint_every=5, device="cpu")
+    eager = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
+
+    def unrecordable(*args, **kwargs):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(engine, "_graph_mode", lambda config, device: "simulate")
+    monkeypatch.setattr(engine, "StepGraph", unrecordable)
+    with pytest.warns(RuntimeWarning, match="CUDA graph recording failed"):
+        fallback = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
+    assert np.array_equal(np.asarray(fallback[-1].image), np.asarray(eager[-1].image))
+
+
+def test_step_graphs_are_asked_for_only_on_cuda_with_the_gram_loss():
+    from style_core.engine import _graph_mode
+
+    on = StyleConfig(cuda_graphs=True)
+    assert _graph_mode(on, torch.device("cuda")) == "cuda"
+    assert _graph_mode(on, torch.device("cpu")) is None
+    assert _graph_mode(on.replace(style_loss="w2"), torch.device("cuda")) is None
+    assert _graph_mode(StyleConfig(), torch.device("cuda")) is None
