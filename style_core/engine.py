@@ -200,7 +200,7 @@ class Objective:
         # per style layer: (region, per-pixel factor or None, GramMatch or Gaussian)
         self.style_plan: dict[str, list[tuple[str | None, torch.Tensor | None, object]]] = {}
         for layer in cfg.style_layers:
-            c, h, w = feats[layer].shape[1:]
+            h, w = feats[layer].shape[-2:]
             spans = self.packed[layer].spans if self.packed else {None: (0, h * w)}
             plan = []
             for region in self.regions:

@@ -24,7 +24,7 @@ class StepGraph:
     """The recorded pass for one picture tensor `x` (a leaf that requires grad, updated in place)."""
 
     def __init__(self, loss_parts: LossParts, x: torch.Tensor, simulate: bool = False) -> None:
-        self.loss_parts, self.x, self.simulate = loss_parts, x, simulate
+        self.loss_parts, self.x = loss_parts, x
         self.graph: torch.cuda.CUDAGraph | None = None
         x.grad = None  # the recorded backward must allocate the gradient itself (inside the graph's memory)
         if simulate:
