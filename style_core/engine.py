@@ -295,9 +295,7 @@ class Objective:
         feats = self.run_net(image)
         raw = []
         for n, target in self.content_targets.items():
-            f = feats[n].float()  # statistics in fp32 (a no-op for an fp32 network)
-            wmap = self.weight_maps.get(n)
-            raw.append(F.mse_loss(f, target) if wmap is None else losses.weighted_content_loss(f, target, wmap))
+            raw.append(losses.content_loss(feats[n], target, self.weight_maps.get(n)))  # in fp32
         for layer, plan in self.style_plan.items():
             f = feats[layer]
             if self.packed:

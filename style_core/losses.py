@@ -11,11 +11,13 @@ import torch
 import torch.nn.functional as F
 
 
-def content_loss(features: torch.Tensor, target: torch.Tensor, weight_map: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared feature difference; `weight_map` (1,1,h,w) scales it per pixel (resized to fit)."""
-    if weight_map is None:
+def content_loss(
+    features: torch.Tensor, target: torch.Tensor, normalized_map: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared feature difference; with a map from `normalized_weight_map`, weighted per pixel instead."""
+    if normalized_map is None:
         return F.mse_loss(features.float(), target.float())
-    return weighted_content_loss(features, target, normalized_weight_map(weight_map, features.shape))
+    return ((features.float() - target.float()).square() * normalized_map).sum()
 
 
 def normalized_weight_map(weight_map: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -24,11 +26,6 @@ def normalized_weight_map(weight_map: torch.Tensor, shape: torch.Size) -> torch.
     if w.shape[-2:] != shape[-2:]:
         w = F.interpolate(w, size=shape[-2:], mode="bilinear", align_corners=False)
     return w / (w.sum() * shape[1]).clamp_min(1e-8)
-
-
-def weighted_content_loss(features: torch.Tensor, target: torch.Tensor, normalized_map: torch.Tensor) -> torch.Tensor:
-    """The per-pixel weighted mean squared difference, with the map from `normalized_weight_map`."""
-    return ((features.float() - target.float()).square() * normalized_map).sum()
 
 
 @dataclass(frozen=True)
