@@ -18,6 +18,7 @@ POOLINGS = ("max", "avg")
 BACKBONES = ("vgg19", "vgg16")
 WEIGHT_SOURCES = ("auto", "original", "hub", "hed")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+BACKGROUNDS = ("painted", "flat", "photo")
 
 
 class ConfigError(ValueError):
@@ -88,6 +89,16 @@ class StyleConfig:
     warp_strength: float = field(
         default=0.0, metadata={"help": "portrait: move the face toward the style face's shape, 0..1"}
     )
+    cartoon: float = field(
+        default=0.0,
+        metadata={"help": "portrait: cartoon proportions (bigger eyes, smaller nose and mouth, round chin), 0..1"},
+    )
+    flatten: float = field(
+        default=0.0, metadata={"help": "portrait: keep content from a flattened photo (no pores or stubble), 0..1"}
+    )
+    background: str = field(
+        default="painted", metadata={"help": "portrait: the background painted, flat (simplified) or photo (kept)"}
+    )
     region_colors: float = field(
         default=0.0, metadata={"help": "portrait: recolour skin and hair to the style's, 0..1"}
     )
@@ -146,7 +157,8 @@ class StyleConfig:
         need(self.device in DEVICES, "device", " or ".join(DEVICES))
         need(self.checkpoint_every >= 1, "checkpoint_every", "at least 1")
         need(0 <= self.keep_face <= 100, "keep_face", "between 0 and 100")
-        for name in ("warp_strength", "region_colors", "skin_smoothing"):
+        need(self.background in BACKGROUNDS, "background", ", ".join(BACKGROUNDS))
+        for name in ("warp_strength", "cartoon", "flatten", "region_colors", "skin_smoothing"):
             need(0 <= getattr(self, name) <= 1, name, "between 0 and 1")
         need(self.face_index >= 0, "face_index", ">= 0")
         need(0 <= self.identity_target <= 2, "identity_target", "between 0 and 2")

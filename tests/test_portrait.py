@@ -7,7 +7,8 @@ from PIL import Image
 
 from style_core import StyleConfig, losses, stylize
 from style_core.portrait.masks import REGIONS, content_weight_map, region_masks
-from style_core.portrait.warp import similarity_align, target_landmarks, warp_face
+from style_core.portrait.caricature import cartoon_landmarks, target_landmarks
+from style_core.portrait.warp import similarity_align, warp_to_landmarks
 
 
 def synthetic_landmarks(cx: float = 100, cy: float = 110, s: float = 1.0) -> np.ndarray:
@@ -104,14 +105,41 @@ def test_warp_at_strength_zero_is_the_identity_and_moves_landmarks_otherwise():
     lm = synthetic_landmarks()
     style_lm = synthetic_landmarks(s=1.1)
     style_lm[36:48] = (style_lm[36:48] - style_lm[36:48].mean(0)) * 1.6 + style_lm[36:48].mean(0)  # big eyes
-    same, same_lm = warp_face(img, lm, style_lm, 0.0)
-    assert np.array_equal(np.asarray(same), np.asarray(img)) and np.array_equal(same_lm, lm)
-    warped, new_lm = warp_face(img, lm, style_lm, 0.5)
+    same_lm = target_landmarks(lm, style_lm, 0.0, 0.0)
+    assert np.array_equal(same_lm, lm)
+    assert warp_to_landmarks(img, lm, same_lm) is img
+    new_lm = target_landmarks(lm, style_lm, 0.5, 0.0)
+    warped = warp_to_landmarks(img, lm, new_lm)
     assert warped.size == img.size
-    assert np.allclose(new_lm, target_landmarks(lm, style_lm, 0.5))
     eye_width = lambda p: np.ptp(p[36:42, 0])  # noqa: E731
     assert eye_width(new_lm) > eye_width(lm) * 1.1
     assert not np.array_equal(np.asarray(warped), np.asarray(img))
+    # The border is pinned: no tearing or sliding at the picture's edges (a ramp shows a shift in pixels).
+    ramp = Image.fromarray(np.broadcast_to(np.arange(200, dtype=np.uint8)[None, :, None], (240, 200, 3)).copy())
+    shift = np.asarray(warp_to_landmarks(ramp, lm, new_lm)).astype(int) - np.asarray(ramp).astype(int)
+    assert np.abs(shift[[0, -1]]).max() <= 1 and np.abs(shift[:, [0, -1]]).max() <= 1
+
+
+def _eye_area(p: np.ndarray) -> float:
+    x, y = p[:, 0], p[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.5])
+def test_cartoon_proportions_grow_the_eyes_and_shrink_nose_mouth_and_chin_along_the_face(angle):
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    lm = (synthetic_landmarks() - 100) @ rot.T + 100  # also a face tilted by ~29 degrees
+    toon = cartoon_landmarks(lm, 1.0)
+    assert np.array_equal(cartoon_landmarks(lm, 0.0), lm)
+    back = lambda p: (p - 100) @ rot + 100  # noqa: E731 - into the face's upright frame
+    up, toon_up = back(lm), back(toon)
+    for eye in (slice(36, 42), slice(42, 48)):
+        assert _eye_area(toon_up[eye]) > 1.6 * _eye_area(up[eye])
+        assert np.allclose(toon_up[eye].mean(0), up[eye].mean(0), atol=1e-6)  # grown in place
+    assert np.ptp(toon_up[31:36, 0]) < 0.85 * np.ptp(up[31:36, 0])  # narrower nose
+    assert np.ptp(toon_up[48:60, 0]) < 0.85 * np.ptp(up[48:60, 0])  # smaller mouth
+    assert toon_up[8, 1] < up[8, 1] - 3  # the chin moves up
+    assert np.allclose(toon_up[[0, 16]], up[[0, 16]], atol=1e-6)  # the jaw's ends stay: no tearing at the ears
 
 
 def test_no_face_falls_back_to_plain_mode_with_a_message(tiny_net, content_img, style_img):

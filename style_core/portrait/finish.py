@@ -29,6 +29,15 @@ def region_color_transfer(
     return image * (1 - alpha) + recoloured * alpha
 
 
+def cartoon_colors(
+    image: np.ndarray, masks: dict[str, np.ndarray], style: np.ndarray, style_masks: dict[str, np.ndarray], strength: float
+) -> np.ndarray:
+    """Skin and hair recoloured to the style's skin and hair palettes."""
+    for region in ("skin", "hair"):
+        image = region_color_transfer(image, masks[region], style, style_masks[region], strength)
+    return image
+
+
 def guided_smooth(image: np.ndarray, radius: int, eps: float = 2e-3) -> np.ndarray:
     """He et al.'s guided filter with the picture as its own guide: flattens texture, keeps edges."""
     x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]
@@ -55,9 +64,7 @@ def cartoon_finish(
     face_width: float,
 ) -> np.ndarray:
     """Apply the per-region colour transfer, then smooth the skin edge-aware."""
-    out = image
-    for region in ("skin", "hair"):
-        out = region_color_transfer(out, masks[region], style, style_masks[region], color_strength)
+    out = cartoon_colors(image, masks, style, style_masks, color_strength)
     if smoothing > 0:
         radius = max(1, round(face_width / 60))
         smooth = guided_smooth(out, radius)
@@ -88,3 +95,24 @@ def restore_face_detail(
     chroma = out_ycc[1:] + colour * m * (ref_ycc[1:] - out_ycc[1:])
     restored = ycc_to_rgb(torch.cat([luma[None], chroma]))
     return np.clip(restored.permute(1, 2, 0).numpy(), 0, 1)
+
+
+def flatten(image: np.ndarray, radius: int, eps: float = 8e-4, passes: int = 3) -> np.ndarray:
+    """The picture's surface (White-box Cartoonization's term): repeated edge-preserving smoothing takes pores,
+    stubble and wrinkles away and keeps the shapes and the shading that a face is recognised by."""
+    for _ in range(passes):
+        image = guided_smooth(image, radius, eps)
+    return image
+
+
+def surface_content(
+    image: np.ndarray, masks: dict[str, np.ndarray], face_width: float, strength: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the painting keeps its content from: the flattened photo everywhere but the eyes, brows and mouth,
+    whose shapes carry the person (`strength` 0..1 of the flattening). Returns it and the flattened photo."""
+    flat = flatten(image, max(2, round(face_width / 32)))
+    if strength <= 0:
+        return image, flat
+    detail = np.clip(masks["eyes"] + masks["brows"] + 0.6 * masks["mouth"], 0, 1)
+    alpha = (strength * (1 - detail))[..., None]
+    return image * (1 - alpha) + flat * alpha, flat

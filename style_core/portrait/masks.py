@@ -54,25 +54,33 @@ def _log_density(pixels: np.ndarray, samples: np.ndarray) -> np.ndarray:
     return -0.5 * np.einsum("ni,ij,nj->n", diff, inv, diff) - 0.5 * np.log(np.linalg.det(cov))
 
 
-def hair_probability(
-    image: np.ndarray, crown: np.ndarray, others: list[np.ndarray], candidates: np.ndarray, blur: float
-) -> np.ndarray | None:
-    """P(hair) per pixel from colour models: hair sampled on the crown above the forehead, against the other
-    classes (background beside the head, the face's skin, which also covers neck and shoulders). None when a
-    sample is too small to trust (then the head's outline alone decides)."""
-    hair_px = image[crown > 0.5]
-    other_px = [image[m > 0.5] for m in others]
-    if len(hair_px) < 50 or min(len(o) for o in other_px) < 50:
+def head_classes(
+    image: np.ndarray, skin: np.ndarray, crown: np.ndarray, outside: np.ndarray, candidates: np.ndarray, blur: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """P(hair) and P(skin) per pixel of `candidates` (the head's surround) from three colour models: skin sampled on
+    the face, background beside the head, hair on the crown above the forehead. Crown pixels that look like the
+    face's skin are a high forehead, not hair, and are left out of the hair sample. None when a sample is too small
+    to trust (then the head's outline alone decides)."""
+    skin_px, background_px = image[skin > 0.5], image[outside > 0.5]
+    if len(skin_px) < 50 or len(background_px) < 50:
+        return None
+    crown_px = image[crown > 0.5]
+    skin_like = _log_density(crown_px, skin_px) > np.percentile(_log_density(skin_px, skin_px), 10)
+    hair_px = crown_px[~skin_like]
+    if len(hair_px) < 50:
         return None
     where = candidates > 0
     pixels = image[where]
-    ratio = np.zeros(candidates.shape, np.float64)
-    ratio[where] = _log_density(pixels, hair_px) - np.logaddexp.reduce(
-        [_log_density(pixels, o) for o in other_px], axis=0
-    )
-    prob = 1.0 / (1.0 + np.exp(-np.clip(ratio, -30, 30)))
-    smooth = Image.fromarray((prob * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
-    return np.asarray(smooth, dtype=np.float32) / 255.0
+    logs = np.stack([_log_density(pixels, px) for px in (hair_px, skin_px, background_px)])
+    probs = np.exp(logs - logs.max(0))
+    probs /= probs.sum(0)
+    out = []
+    for p in probs[:2]:
+        full = np.zeros(candidates.shape, np.float32)
+        full[where] = p
+        smooth = Image.fromarray((full * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
+        out.append(np.asarray(smooth, dtype=np.float32) / 255.0)
+    return out[0], out[1]
 
 
 def region_masks(
@@ -82,7 +90,8 @@ def region_masks(
 
     With the picture itself (`image`, H x W x 3 in [0, 1]) the hair is told from the background by colour, so
     a short haircut does not lend the style's hair to the sky around the head (and long hair is found below the
-    head's outline); without it, the head's outline decides.
+    head's outline), and skin-coloured pixels around the face (a high forehead, the neck) count as skin; without it,
+    the head's outline decides.
     """
     lm = np.asarray(landmarks, dtype=np.float64)
     face_w = float(np.ptp(lm[JAW, 0])) or 1.0
@@ -103,9 +112,11 @@ def region_masks(
         outside = (1 - wide) * (np.arange(size[1])[:, None] < lm[8, 1])  # beside and above the head, not the body
         skin = face * (1 - np.clip(eyes + brows + mouth, 0, 1))
         candidates = np.clip(wide - face, 0, 1)
-        prob = hair_probability(image, crown * (1 - face), [outside, skin], candidates, 0.03 * face_w)
-        if prob is not None:
-            head_a = wide * prob
+        classes = head_classes(image, skin, crown * (1 - face), outside, candidates, 0.03 * face_w)
+        if classes is not None:
+            hair_p, skin_p = classes
+            head_a = wide * hair_p
+            face = np.clip(face + candidates * skin_p, 0, 1)  # the forehead up to the hairline, the neck
 
     parts = {"eyes": eyes, "brows": brows * (1 - eyes), "nose": nose, "mouth": mouth}
     taken = np.zeros_like(face)

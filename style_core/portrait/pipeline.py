@@ -14,10 +14,11 @@ from PIL import Image
 from ..config import StyleConfig
 from ..engine import Frame, Guidance, stylize
 from ..images import ImageSource, load_image, resize_long_side
+from .caricature import target_landmarks
 from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
-from .finish import cartoon_finish, restore_face_detail
+from .finish import cartoon_colors, cartoon_finish, flatten, restore_face_detail, surface_content
 from .masks import REGIONS, content_weight_map, region_masks
-from .warp import warp_face
+from .warp import warp_to_landmarks
 
 STYLE_REGION_WEIGHTS = {
     "skin": 1.0,
@@ -80,9 +81,12 @@ def stylize_portrait(
 
     work = resize_long_side(content_img, config.size)
     lm = face.landmarks * (work.width / content_img.width)
-    style_lm = style_faces[0].landmarks
-    warped, lm = warp_face(work, lm, style_lm, config.warp_strength)
+    target = target_landmarks(lm, style_faces[0].landmarks, config.warp_strength, config.cartoon)
+    warped = warp_to_landmarks(work, lm, target)
+    lm = target
+    face_width = float(np.ptp(lm[:17, 0]))
     masks = region_masks(warped.size, lm, image=_unit(warped))
+    painted_from, flat = surface_content(_unit(warped), masks, face_width, config.flatten)
     style_sets = [_style_masks(img, f) for img, f in zip(style_imgs, style_faces)]
     guidance = Guidance(
         content_masks=_tensors(masks),
@@ -90,14 +94,34 @@ def stylize_portrait(
         region_weights=STYLE_REGION_WEIGHTS,
         content_weight_map=torch.from_numpy(content_weight_map(masks, config.keep_face))[None, None],
     )
-    for frame in stylize(warped, style_imgs, config, backbone=backbone, guidance=guidance, should_stop=should_stop):
+    # The style's palette before painting too, so the content loss does not pull the colours back to the photo's.
+    style_masks, style_small = style_sets[0]
+    canvas = _to_image(cartoon_colors(painted_from, masks, _unit(style_small), style_masks, config.region_colors))
+    frames = stylize(canvas, style_imgs, config, backbone=backbone, guidance=guidance, should_stop=should_stop)
+    for frame in frames:
         if not frame.is_final:
             yield frame
             continue
-        image = _finish(frame.image, masks, style_sets[0], config, float(np.ptp(lm[:17, 0])))
-        image, distance = _guard_identity(image, warped, masks, content_img, face, config.identity_target)
+        image = _finish(frame.image, masks, style_sets[0], config, face_width)
+        image = _background(image, masks, warped, flat, config.background)
+        reference = _to_image(flat if config.flatten > 0 else _unit(warped))  # structure, not skin texture
+        image, distance = _guard_identity(image, reference, masks, content_img, face, config.identity_target)
         message = "; ".join(m for m in (frame.message, note, describe_identity(distance)) if m)
         yield replace(frame, image=image, identity=distance, message=message)
+
+
+def _background(
+    image: Image.Image, masks: dict[str, np.ndarray], photo: Image.Image, flat: np.ndarray, mode: str
+) -> Image.Image:
+    """The background as asked: painted (as it is), flat (the photo's simplified colours) or photo (kept)."""
+    if mode == "painted":
+        return image
+    size = image.size
+    keep = _resized(masks["background"], size)[..., None]
+    source = _unit(photo) if mode == "photo" else flatten(flat, max(2, round(max(size) / 64)), eps=4e-3)
+    if source.shape[:2] != (size[1], size[0]):
+        source = _unit(_to_image(source).resize(size, Image.Resampling.BICUBIC))
+    return _to_image(_unit(image) * (1 - keep) + source * keep)
 
 
 # (detail, colour) restored at each step: the photo's shapes first, its colours only as a last resort.

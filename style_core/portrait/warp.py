@@ -1,5 +1,6 @@
-"""Geometric stylization (Yaniv et al. 2019): move the photo's face part of the way toward the style face's
-landmark geometry, after a similarity alignment, with a thin-plate-spline warp. Strength 0 is the identity."""
+"""Geometric stylization (Yaniv et al. 2019): move the photo's pixels so its landmarks land on target points
+(from `caricature.target_landmarks`) with a thin-plate-spline warp, pinned at the picture's border so nothing
+tears there. Targets equal to the landmarks leave the picture as it is."""
 
 from __future__ import annotations
 
@@ -24,12 +25,6 @@ def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (scale * (rotation @ s.T)).T + mu_t
 
 
-def target_landmarks(content: np.ndarray, style: np.ndarray, strength: float) -> np.ndarray:
-    """Content landmarks moved `strength` of the way toward the aligned style landmarks."""
-    aligned = similarity_align(np.asarray(style, float), np.asarray(content, float))
-    return content + strength * (aligned - content)
-
-
 def _anchors(width: int, height: int, n: int = 5) -> np.ndarray:
     xs, ys = np.linspace(0, width - 1, n), np.linspace(0, height - 1, n)
     border = [(x, 0) for x in xs] + [(x, height - 1) for x in xs] + [(0, y) for y in ys[1:-1]]
@@ -37,14 +32,11 @@ def _anchors(width: int, height: int, n: int = 5) -> np.ndarray:
     return np.array(border, dtype=float)
 
 
-def warp_face(
-    img: Image.Image, content_lm: np.ndarray, style_lm: np.ndarray, strength: float
-) -> tuple[Image.Image, np.ndarray]:
-    """The photo warped so its landmarks move toward the style's; returns the picture and its new landmarks."""
-    content_lm = np.asarray(content_lm, float)
-    if strength <= 0:
-        return img, content_lm
-    target = target_landmarks(content_lm, style_lm, min(strength, 1.0))
+def warp_to_landmarks(img: Image.Image, content_lm: np.ndarray, target: np.ndarray) -> Image.Image:
+    """The photo warped so that its landmarks `content_lm` move to `target` (both in the picture's pixels)."""
+    content_lm, target = np.asarray(content_lm, float), np.asarray(target, float)
+    if np.allclose(content_lm, target):
+        return img
     w, h = img.size
     anchors = _anchors(w, h)
     # Backward map: for each output pixel, where to read in the photo (target landmarks -> photo landmarks).
@@ -67,4 +59,4 @@ def warp_face(
     norm = torch.stack([fine[0] / (w - 1) * 2 - 1, fine[1] / (h - 1) * 2 - 1], -1)[None]
     src = TF.to_tensor(img)[None]
     out = F.grid_sample(src, norm, mode="bilinear", padding_mode="border", align_corners=True)
-    return TF.to_pil_image(out[0].clamp(0, 1)), target
+    return TF.to_pil_image(out[0].clamp(0, 1))
