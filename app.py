@@ -22,11 +22,10 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from style_core import PRESETS, ConfigError, ImageError, StyleConfig, StylizeError, stylize
+from style_core import PRESETS, ConfigError, ImageError, StyleConfig, StylizeError, stylize, warm_up
 from style_core.config import PRESET_HELP, scale_sizes, steps_per_scale
 from style_core.config import preset as make_preset
 from style_core.devices import DeviceError
-from style_core.engine import warm_up
 from style_core.images import DEFAULT_MAX_BYTES, load_image, resize_long_side
 from style_core.portrait import FaceError, find_faces
 from style_core.portrait.faces import describe_identity

@@ -87,8 +87,10 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .engine import StylizeError, stylize, warm_up
+    from .api import stylize
+    from .frames import StylizeError
     from .images import ImageError, save_image
+    from .networks import warm_up
     from .weights import WeightsError
 
     parser = build_parser()

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import engine
 from ..config import StyleConfig
-from ..engine import Frame, Guidance, stylize
+from ..frames import Frame, Guidance
 from ..images import ImageSource, load_image, resize_long_side
 from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
 from .finish import cartoon_finish, restore_face_detail
@@ -32,7 +33,7 @@ MASK_LONG_SIDE = 512
 
 
 def _plain(content, styles, config, backbone, should_stop, why: str) -> Iterator[Frame]:
-    for frame in stylize(content, styles, config.replace(portrait=False), backbone=backbone, should_stop=should_stop):
+    for frame in engine.run(content, styles, config, backbone=backbone, should_stop=should_stop):
         yield replace(frame, message=(frame.message + "; " if frame.message else "") + why) if frame.is_final else frame
 
 
@@ -90,7 +91,7 @@ def stylize_portrait(
         region_weights=STYLE_REGION_WEIGHTS,
         content_weight_map=torch.from_numpy(content_weight_map(masks, config.keep_face))[None, None],
     )
-    for frame in stylize(warped, style_imgs, config, backbone=backbone, guidance=guidance, should_stop=should_stop):
+    for frame in engine.run(warped, style_imgs, config, backbone=backbone, guidance=guidance, should_stop=should_stop):
         if not frame.is_final:
             yield frame
             continue
