@@ -107,7 +107,7 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
 def main(argv: list[str] | None = None) -> int:
     from .api import stylize
     from .frames import StylizeError
-    from .images import ImageError, save_image
+    from .images import ImageError, load_image, save_image
     from .networks import warm_up
     from .weights import WeightsError
 
@@ -124,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         if Path(args.output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
             raise ImageError(f"cannot save '{args.output}': use .png, .jpg or .webp")
+        # The pictures first: a bad one is refused in one line, before the weights are loaded and reported.
+        content, styles = load_image(args.content), [load_image(s) for s in args.styles]
         if not args.quiet:
             print(warm_up(config), file=sys.stderr)  # which weights and device (loaded once, cached for the run)
-        frames = stylize(args.content, args.styles, config)
+        frames = stylize(content, styles, config)
         bar = None
         frame = None
         for frame in frames:

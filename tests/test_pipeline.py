@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from style_core import engine, stylize
@@ -116,3 +117,28 @@ def test_several_faces_are_counted_and_the_chosen_one_is_said(monkeypatch, confi
     _faces(monkeypatch, {photo.size: [_face(), _face(0.5)], style.size: [_face()]})
     final = list(stylize(photo, style, config.replace(face_index=1), backbone=net))[-1]
     assert engine_calls[0] is not None and "2 faces found; used face 2" in final.message
+
+
+def test_out_of_memory_in_portrait_mode_retries_the_whole_portrait_smaller(
+    monkeypatch, config, net, pictures, engine_calls
+):
+    from style_core.objective import Objective
+
+    photo, style = pictures
+    style = style.resize((180, 216))
+    _faces(monkeypatch, {photo.size: [_face()], style.size: [_face(0.9)]})
+    real_call = Objective.__call__
+
+    def call(self, image):
+        if max(image.shape[-2:]) > 140:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_call(self, image)
+
+    monkeypatch.setattr(Objective, "__call__", call)
+    cfg = config.replace(size=160, start_size=160, steps=2)
+    with pytest.warns(RuntimeWarning, match="out of memory at 160 px"):
+        final = list(stylize(photo, style, cfg, backbone=net))[-1]
+    assert len(engine_calls) == 2 and all(g is not None for g in engine_calls)  # both tries guided
+    assert max(final.image.size) == 128 and final.identity == 0.31
+    assert final.message.startswith("out of memory at 160 px, so it was painted at 128 px; ")
+    assert final.message.endswith(describe_identity(0.31))
