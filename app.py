@@ -7,6 +7,7 @@ into this file. Reads top to bottom as the page looks: inputs, the live canvas, 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -14,19 +15,22 @@ import shlex
 import tempfile
 import threading
 import time
+import typing
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from style_core import PRESETS, ConfigError, ImageError, StyleConfig, StylizeError, stylize
+from queue_watch import queue_released
+from style_core import PRESETS, ConfigError, ImageError, StyleConfig, StylizeError, stylize, warm_up
+from style_core.cli import UNSET
 from style_core.config import PRESET_HELP, scale_sizes, steps_per_scale
 from style_core.config import preset as make_preset
 from style_core.devices import DeviceError
-from style_core.engine import warm_up
 from style_core.images import DEFAULT_MAX_BYTES, load_image, resize_long_side
 from style_core.portrait import FaceError, find_faces
 from style_core.portrait.faces import describe_identity
@@ -58,32 +62,6 @@ class _Released(BaseException):
     A BaseException, like GeneratorExit: no `except Exception` on the way out of the engine may swallow it."""
 
 
-def _queue_released() -> Callable[[], bool]:
-    """A check that turns True once gradio's queue no longer counts the running event as active.
-
-    A client's cancel (gradio_client `job.cancel()`, POST /cancel) or a closed page makes gradio 6 cancel the
-    event's task and hand its slot to the next queued job at once, but it can only close a generator between two
-    yields: without this check the cancelled run would go on computing until its next frame, beside the next job.
-    Gradio keeps the running events in `_queue.active_jobs` and finds the current one by `LocalContext.event_id`
-    (that is how gr.Warning reaches the right page); outside a queued gradio event the check is always False.
-    """
-    from gradio.context import LocalContext
-
-    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
-    queue = getattr(blocks, "_queue", None)
-
-    def find():
-        for job in list(getattr(queue, "active_jobs", None) or ()):
-            for event in job or ():
-                if getattr(event, "_id", None) == event_id:
-                    return event
-        return None
-
-    if event_id is None or find() is None:
-        return lambda: False
-    return lambda: (event := find()) is None or not getattr(event, "alive", True)
-
-
 def _warm_up_in_background() -> None:
     """Load the network at start-up so the first run doesn't pay for it; the status line reports it."""
 
@@ -104,10 +82,73 @@ def strength_to_multiplier(strength: float) -> float:
 PORTRAIT_CONTROLS = ("warp_strength", "region_colors", "skin_smoothing")
 
 
-def build_config(preset_name: str, controls: dict, blend: list[float] | None) -> StyleConfig:
+@dataclass
+class Controls:
+    """The page's inputs by name. The fields' order is the order of the Paint button's inputs and of the /stylize
+    API's parameters (gradio_client callers pass them by these names); `controls_handler` makes the handler's
+    signature from these fields, so the three cannot drift apart."""
+
+    content: str | None  # required in the API, as before (None: the page sent no picture)
+    style: str | None
+    preset: str = "balanced"
+    size: int = 384
+    style2: str | None = None
+    style3: str | None = None
+    blend1: float = 1.0
+    blend2: float = 1.0
+    blend3: float = 1.0
+    steps: int = 0
+    style_strength: float = 5.0
+    keep_face: float = 5.0
+    style_loss: str = "gram"
+    optimizer: str = "lbfgs"
+    pooling: str = "max"
+    preserve_colors: bool = False
+    match_style_colors: bool = False
+    init: str = "content"
+    seed: float = 0
+    backbone: str = "vgg19"
+    extra_json: str = ""
+    warp_strength: float | None = None  # None: the preset's
+    region_colors: float | None = None
+    skin_smoothing: float | None = None
+    face_index: int = 0
+
+    def styles(self) -> list[tuple[str, float]]:
+        """The style pictures given, with their blend weights."""
+        pairs = ((self.style, self.blend1), (self.style2, self.blend2), (self.style3, self.blend3))
+        return [(s, w) for s, w in pairs if s]
+
+
+def controls_handler(fn: Callable[[Controls, gr.Request | None], Iterator]) -> Callable[..., Iterator]:
+    """`fn(controls, request)` as a gradio generator handler: one parameter per Controls field (so the API
+    lists them by name, with their defaults and types) and the request."""
+    hints = typing.get_type_hints(Controls)
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [
+        inspect.Parameter(f.name, kind, default=f.default if f.default is not MISSING else inspect.Parameter.empty,
+                          annotation=hints[f.name])
+        for f in fields(Controls)
+    ]
+    params.append(inspect.Parameter("request", kind, default=None, annotation=gr.Request | None))
+    signature = inspect.Signature(params)
+
+    def handler(*args, **kwargs):
+        values = signature.bind(*args, **kwargs)
+        values.apply_defaults()
+        request = values.arguments.pop("request")
+        yield from fn(Controls(**values.arguments), request)
+
+    handler.__signature__ = signature
+    handler.__annotations__ = {p.name: p.annotation for p in params}
+    handler.__name__, handler.__doc__ = fn.__name__, fn.__doc__
+    return handler
+
+
+def build_config(controls: Controls, blend: list[float] | None = None) -> StyleConfig:
     """The engine config from the page's controls (plain-word sliders are multipliers on the preset)."""
-    base = make_preset(preset_name)
-    extra_json = controls.get("extra_json") or ""
+    base = make_preset(controls.preset)
+    extra_json = controls.extra_json or ""
     extra = json.loads(extra_json) if extra_json.strip() else {}
     if not isinstance(extra, dict):
         raise ConfigError('other settings must be a JSON object, e.g. {"tv_weight": 20}')
@@ -115,44 +156,47 @@ def build_config(preset_name: str, controls: dict, blend: list[float] | None) ->
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
     extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
-    size, steps, seed = int(controls["size"]), controls["steps"], controls["seed"]
+    size, steps, seed = int(controls.size), controls.steps, controls.seed
     if size > MAX_SIZE:
         raise ConfigError(f"size is limited to {MAX_SIZE} px on this server")
-    keep = strength_to_multiplier(controls["keep_face"])
-    portrait = {k: float(controls[k]) for k in PORTRAIT_CONTROLS if controls.get(k) is not None}
+    keep = strength_to_multiplier(controls.keep_face)
+    portrait = {k: float(getattr(controls, k)) for k in PORTRAIT_CONTROLS if getattr(controls, k) is not None}
     return base.replace(
         size=size,
         steps=int(steps) if steps and int(steps) > 0 else base.steps,
-        style_weight=base.style_weight * strength_to_multiplier(controls["style_strength"]),
+        style_weight=base.style_weight * strength_to_multiplier(controls.style_strength),
         content_weight=base.content_weight * keep,
         keep_face=min(100.0, base.keep_face * keep),
-        style_loss=controls["style_loss"],
-        optimizer=controls["optimizer"],
-        pooling=controls["pooling"],
-        preserve_colors=bool(controls["preserve_colors"]),
-        match_style_colors=bool(controls["match_style_colors"]),
-        init=controls["init"],
+        style_loss=controls.style_loss,
+        optimizer=controls.optimizer,
+        pooling=controls.pooling,
+        preserve_colors=bool(controls.preserve_colors),
+        match_style_colors=bool(controls.match_style_colors),
+        init=controls.init,
         seed=None if seed is None or (isinstance(seed, float) and math.isnan(seed)) or seed < 0 else int(seed),
-        backbone=controls["backbone"],
+        backbone=controls.backbone,
         style_blend=tuple(blend) if blend else None,
-        face_index=max(0, int(controls.get("face_index") or 0)),
+        face_index=max(0, int(controls.face_index or 0)),
         **portrait,
         **extra,
     )
 
 
 def cli_command(config: StyleConfig, n_styles: int, preset_name: str) -> str:
-    """The command that reproduces a run, listing only what differs from the preset."""
+    """The command that reproduces a run, listing only what differs from the preset. Its values parse back to the
+    same config: floats in full (repr), None as the CLI's UNSET."""
+
+    def text(value: object) -> str:
+        return repr(value) if isinstance(value, float) else str(value)
+
     base = make_preset(preset_name).to_dict()
     parts = ["python", "-m", "style_core", "CONTENT"] + [f"STYLE{i + 1}" for i in range(n_styles)]
     parts += ["-o", "out.png", "--preset", preset_name]
     for key, value in config.to_dict().items():
-        if value != base.get(key) and value is not None:
-            flag = "--" + key.replace("_", "-")
-            if isinstance(value, list):
-                parts += [flag, *(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
-            else:
-                parts += [flag, f"{value:.4g}" if isinstance(value, float) else str(value)]
+        if value == base.get(key):
+            continue
+        values = [UNSET] if value is None else value if isinstance(value, list) else [value]
+        parts += ["--" + key.replace("_", "-"), *map(text, values)]
     return shlex.join(parts)
 
 
@@ -199,43 +243,17 @@ def _prune_results() -> None:
             file.unlink(missing_ok=True)
 
 
-def run_stylize(
-    content: str | None,
-    style: str | None,
-    preset: str = "balanced",
-    size: int = 384,
-    style2: str | None = None,
-    style3: str | None = None,
-    blend1: float = 1.0,
-    blend2: float = 1.0,
-    blend3: float = 1.0,
-    steps: int = 0,
-    style_strength: float = 5.0,
-    keep_face: float = 5.0,
-    style_loss: str = "gram",
-    optimizer: str = "lbfgs",
-    pooling: str = "max",
-    preserve_colors: bool = False,
-    match_style_colors: bool = False,
-    init: str = "content",
-    seed: float = 0,
-    backbone: str = "vgg19",
-    extra_json: str = "",
-    warp_strength: float | None = None,  # None: the preset's
-    region_colors: float | None = None,
-    skin_smoothing: float | None = None,
-    face_index: int = 0,
-    request: gr.Request | None = None,
-):
+@controls_handler
+def run_stylize(controls: Controls, request: gr.Request | None = None):
     """Stream the painting: each engine frame updates the canvas, the progress bar and the loss plot."""
-    if not content:
+    if not controls.content:
         raise gr.Error("Add a content photo first (upload, webcam or paste).")
-    styles = [(s, w) for s, w in ((style, blend1), (style2, blend2), (style3, blend3)) if s]
+    styles = controls.styles()
     if not styles:
         raise gr.Error("Add at least one style picture.")
     session = getattr(request, "session_hash", None) or uuid.uuid4().hex
     stop = _stops[session] = threading.Event()  # this run's own: a cancelled run may still be ending beside it
-    released = _queue_released()
+    released = queue_released()
 
     def should_stop() -> bool:
         if released():
@@ -244,9 +262,8 @@ def run_stylize(
 
     engine_held = False
     try:
-        controls = {k: v for k, v in locals().items() if k not in ("content", "style", "style2", "style3", "request")}
-        config = build_config(preset, controls, [w for _, w in styles] if len(styles) > 1 else None)
-        content_img = load_image(content)
+        config = build_config(controls, [w for _, w in styles] if len(styles) > 1 else None)
+        content_img = load_image(controls.content)
         frames = stylize(content_img, [s for s, _ in styles], config, should_stop=should_stop)
         if not _engine.acquire(timeout=ENGINE_WAIT_S):
             raise gr.Error("The previous run has not ended yet; try again in a moment.")
@@ -274,7 +291,7 @@ def run_stylize(
                 gr.Info(frame.message)
             before = resize_long_side(content_img, max(frame.image.size)).resize(frame.image.size)
             settings = {
-                "command": cli_command(config, len(styles), preset),
+                "command": cli_command(config, len(styles), controls.preset),
                 "config": config.to_dict(),
                 "steps_run": frame.step,
                 "seconds": round(frame.elapsed, 1),
@@ -485,33 +502,34 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
         if example_rows():
             gr.Examples(example_rows(), inputs=[content, style], label="Examples (made by this project)")
 
-        inputs = [
-            content,
-            style,
-            preset_menu,
-            size,
-            style2,
-            style3,
-            blend1,
-            blend2,
-            blend3,
-            steps,
-            style_strength,
-            keep_face,
-            style_loss,
-            optimizer,
-            pooling,
-            preserve_colors,
-            match_style_colors,
-            init,
-            seed,
-            backbone,
-            extra_json,
-            warp_strength,
-            region_colors,
-            skin_smoothing,
-            face_index,
-        ]
+        components = {
+            "content": content,
+            "style": style,
+            "preset": preset_menu,
+            "size": size,
+            "style2": style2,
+            "style3": style3,
+            "blend1": blend1,
+            "blend2": blend2,
+            "blend3": blend3,
+            "steps": steps,
+            "style_strength": style_strength,
+            "keep_face": keep_face,
+            "style_loss": style_loss,
+            "optimizer": optimizer,
+            "pooling": pooling,
+            "preserve_colors": preserve_colors,
+            "match_style_colors": match_style_colors,
+            "init": init,
+            "seed": seed,
+            "backbone": backbone,
+            "extra_json": extra_json,
+            "warp_strength": warp_strength,
+            "region_colors": region_colors,
+            "skin_smoothing": skin_smoothing,
+            "face_index": face_index,
+        }
+        inputs = [components[f.name] for f in fields(Controls)]  # a missing or misspelt one fails here, at start
         outputs = [canvas, progress, loss_plot, compare, gallery, settings, download, identity]
         run.click(
             run_stylize,

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.speed import fwd_bwd_vs_sgemm
 from style_core import preset, stylize
-from style_core.engine import get_backbone, warm_up
+from style_core.networks import get_backbone, warm_up
 from style_core.portrait import pipeline
 from style_core.portrait.faces import Face, FaceError, find_faces
 
@@ -65,17 +65,17 @@ def run(name: str, size: int, net: str = "vgg16 (HED weights)", **overrides) -> 
 
 def with_torch_lbfgs(size: int, weights: str) -> dict:
     """Baseline in the same run: torch.optim.LBFGS (host syncs every step) instead of style_core.lbfgs."""
-    from style_core import engine
+    from style_core import scale_run
 
     def torch_lbfgs(x, lr, history_size):
         return torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=history_size, tolerance_grad=0.0,
                                  tolerance_change=0.0)
 
-    ours, engine.LBFGS = engine.LBFGS, torch_lbfgs
+    ours, scale_run.LBFGS = scale_run.LBFGS, torch_lbfgs
     try:
         return run("balanced", size, "vgg19 + torch LBFGS", weights=weights)
     finally:
-        engine.LBFGS = ours
+        scale_run.LBFGS = ours
 
 
 def show(r: dict) -> dict:

@@ -61,7 +61,10 @@ def style_distance(
         return None
     with torch.no_grad():
         fr, fs = net(to_tensor(result, torch.device("cpu"))), net(to_tensor(style, torch.device("cpu")))
-        values = [float(losses.w2_loss(fr[n], losses.gaussian(fs[n], ms), mr)) for n in LAYERS]
+        values = [
+            float(losses.w2_distance(*losses.mean_cov(fr[n], mr), losses.Gaussian.fit(*losses.mean_cov(fs[n], ms))))
+            for n in LAYERS
+        ]
     return float(np.mean(values))
 
 

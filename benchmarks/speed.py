@@ -24,9 +24,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from style_core import StyleConfig, preset, stylize
-from style_core import engine as engine_mod
-from style_core.engine import Objective, get_backbone, to_pil, to_tensor
+from style_core.devices import pick_device
+from style_core.engine import to_pil, to_tensor
 from style_core.images import load_image, resize_long_side
+from style_core.networks import get_backbone, use_autocast
+from style_core.objective import Objective, clear_style_cache
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CAFFE_MEAN_RGB = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1) / 255
@@ -119,7 +121,7 @@ def fwd_bwd_vs_sgemm(net, device: torch.device, size: int = 512) -> dict:
     x = torch.rand(1, 3, size, size, device=device, requires_grad=True)
 
     def fwd_bwd() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=engine_mod.use_autocast(device)):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast(device)):
             feats = net(x)
         sum(f.float().pow(2).mean() for f in feats.values()).backward()
 
@@ -133,7 +135,7 @@ def fwd_bwd_vs_sgemm(net, device: torch.device, size: int = 512) -> dict:
 
 def first_frame_seconds(content: Image.Image, style: Image.Image, device: str) -> float:
     """Time to the first frame of the default preset (network already loaded, as in the running app)."""
-    engine_mod._style_stats.clear()
+    clear_style_cache()
     start = time.perf_counter()
     frames = stylize(content, style, preset(device=device))
     next(frames)
@@ -170,7 +172,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = seed_objective_config(args.size, args.device, args.backbone)
-    device = engine_mod.pick_device(cfg.device)
+    device = pick_device(cfg.device)
     net = get_backbone(cfg, device).net
     content_img, style_img = load_image(args.content), load_image(args.style)
     content = to_tensor(resize_long_side(content_img, args.size), device)
@@ -181,7 +183,7 @@ def main() -> None:
     seed_obj = evaluate(objective, seed_image)
     print(f"seed:    {args.iterations} Adam iterations at {args.size}px in {seed_s:.1f} s, objective {seed_obj:.6g}")
 
-    engine_mod._style_stats.clear()  # the project pays for its own style targets
+    clear_style_cache()  # the project pays for its own style targets
     pcfg = project_config(args.size, args.device, args.backbone)
     frames = []
     start = time.perf_counter()

@@ -42,14 +42,15 @@ def main() -> None:
 
     from style_core import preset
     from style_core.backbone import random_backbone
-    from style_core.engine import Objective, _ScaleRun
+    from style_core.objective import Objective
+    from style_core.scale_run import ScaleRun
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     cfg = preset("balanced", device="cpu")
     net = random_backbone("vgg19", list(dict.fromkeys((*cfg.content_layers, *cfg.style_layers))), width_divisor=64)
     content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
-    run = _ScaleRun(Objective(net, cfg, content, [style], ["style"], [1.0]), content, cfg)
+    run = ScaleRun(Objective(net, cfg, content, [style], ["style"], [1.0]), content, cfg)
     for _ in range(60):  # fill the L-BFGS history: the steady state
         run.step()
     best = float("inf")

@@ -1,8 +1,10 @@
 """style_core: a streaming Gatys-family neural style transfer engine on real VGG weights."""
 
+from .api import stylize
 from .config import PRESETS, ConfigError, StyleConfig, preset
-from .engine import Frame, Guidance, StylizeError, stylize
+from .frames import Frame, Guidance, StylizeError
 from .images import ImageError, load_image, save_image
+from .networks import warm_up
 
 __all__ = [
     "PRESETS",
@@ -16,4 +18,5 @@ __all__ = [
     "preset",
     "save_image",
     "stylize",
+    "warm_up",
 ]

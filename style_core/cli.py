@@ -31,15 +31,30 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
 
 
-def _field_kind(annotation: object) -> tuple[type, bool]:
-    """(element type, is a tuple) for the annotations StyleConfig uses."""
+UNSET = "none"  # an optional setting's value that means "not set" (`--seed none`: a random seed)
+_UNSET = object()
+
+
+def _field_kind(annotation: object) -> tuple[type, bool, bool]:
+    """(element type, is a tuple, may be None) for the annotations StyleConfig uses."""
     hint = typing.get_type_hints(StyleConfig)[annotation] if isinstance(annotation, str) else annotation
     args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = type(None) in typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
         hint = args[0]
     if typing.get_origin(hint) is tuple:
-        return typing.get_args(hint)[0], True
-    return hint, False  # type: ignore[return-value]
+        return typing.get_args(hint)[0], True, optional
+    return hint, False, optional  # type: ignore[return-value]
+
+
+def _or_unset(parse: typing.Callable[[str], object]) -> typing.Callable[[str], object]:
+    """`parse`, also taking UNSET for None."""
+
+    def parse_optional(text: str) -> object:
+        return _UNSET if text.lower() == UNSET else parse(text)
+
+    parse_optional.__name__ = getattr(parse, "__name__", "value")  # argparse names it in "invalid int value"
+    return parse_optional
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -63,16 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     hints = typing.get_type_hints(StyleConfig)
     for f in fields(StyleConfig):
-        kind, is_tuple = _field_kind(hints[f.name])
+        kind, is_tuple, optional = _field_kind(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
-        extra: dict = {"help": f"{f.metadata.get('help', '')} (default {default})", "default": None, "dest": f.name}
+        unset = f"; '{UNSET}' to unset" if optional else ""
+        extra: dict = {"help": f"{f.metadata.get('help', '')} (default {default}{unset})", "default": None}
+        parse = _parse_bool if kind is bool else kind
+        extra.update(dest=f.name, type=_or_unset(parse) if optional else parse)
         if kind is bool:
-            extra.update(type=_parse_bool, metavar="BOOL")
-        elif is_tuple:
-            extra.update(type=kind, nargs="+")
-        else:
-            extra.update(type=kind)
+            extra.update(metavar="BOOL")
+        if is_tuple:
+            extra.update(nargs="+")
         parser.add_argument(flag, **extra)
     return parser
 
@@ -81,14 +97,18 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
     overrides = {}
     for f in fields(StyleConfig):
         value = getattr(args, f.name)
-        if value is not None:
+        if value is _UNSET or (isinstance(value, list) and _UNSET in value):
+            overrides[f.name] = None
+        elif value is not None:
             overrides[f.name] = tuple(value) if isinstance(value, list) else value
     return preset(args.preset, **overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .engine import StylizeError, stylize, warm_up
-    from .images import ImageError, save_image
+    from .api import stylize
+    from .frames import StylizeError
+    from .images import ImageError, load_image, save_image
+    from .networks import warm_up
     from .weights import WeightsError
 
     parser = build_parser()
@@ -104,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         if Path(args.output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
             raise ImageError(f"cannot save '{args.output}': use .png, .jpg or .webp")
+        # The pictures first: a bad one is refused in one line, before the weights are loaded and reported.
+        content, styles = load_image(args.content), [load_image(s) for s in args.styles]
         if not args.quiet:
             print(warm_up(config), file=sys.stderr)  # which weights and device (loaded once, cached for the run)
-        frames = stylize(args.content, args.styles, config)
+        frames = stylize(content, styles, config)
         bar = None
         frame = None
         for frame in frames:

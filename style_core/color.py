@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from .stats import sqrtm_psd, weighted_mean_cov
+
 # ITU-R BT.601 RGB <-> YCbCr (full range, offsets dropped: chroma is centred on 0).
 _RGB_TO_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _YCC_TO_RGB = torch.linalg.inv(_RGB_TO_YCC)
@@ -29,19 +31,9 @@ def preserve_colors(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tens
 
 def color_stats(x: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """RGB mean (3, 1) and covariance (3, 3) of a (3, ...) picture in float64, optionally under pixel weights."""
-    flat = x.reshape(3, -1).double()
-    w = torch.ones(flat.shape[1], dtype=flat.dtype) if weights is None else weights.reshape(-1).double()
-    w = (w / w.sum().clamp_min(1e-6)).reshape(1, -1)
-    mean = (flat * w).sum(1, keepdim=True)
-    centered = flat - mean
-    cov = (centered * w) @ centered.T + 1e-5 * torch.eye(3, dtype=flat.dtype)
-    return mean, cov
-
-
-def _sqrtm(m: torch.Tensor, inverse: bool = False) -> torch.Tensor:
-    vals, vecs = torch.linalg.eigh(m)
-    vals = vals.clamp_min(1e-10).sqrt()
-    return (vecs * (1 / vals if inverse else vals)) @ vecs.T
+    w = None if weights is None else weights.reshape(-1).double()
+    mean, cov = weighted_mean_cov(x.reshape(3, -1).double(), w)
+    return mean[:, None], cov
 
 
 def match_colors(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -52,7 +44,7 @@ def match_colors(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 def transfer_colors(source: torch.Tensor, source_stats: tuple, target_stats: tuple) -> torch.Tensor:
     """The linear map taking one RGB Gaussian (mean, cov) to another, applied to a (3, ...) picture."""
     (mean_s, cov_s), (mean_t, cov_t) = source_stats, target_stats
-    root_s, inv_root_s = _sqrtm(cov_s), _sqrtm(cov_s, inverse=True)
-    transfer = inv_root_s @ _sqrtm(root_s @ cov_t @ root_s) @ inv_root_s
+    root_s, inv_root_s = sqrtm_psd(cov_s, floor=1e-10), sqrtm_psd(cov_s, inverse=True, floor=1e-10)
+    transfer = inv_root_s @ sqrtm_psd(root_s @ cov_t @ root_s, floor=1e-10) @ inv_root_s
     out = transfer @ (source.reshape(3, -1).double() - mean_s) + mean_t
     return out.to(source.dtype).reshape(source.shape).clamp(0, 1)

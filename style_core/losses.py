@@ -1,5 +1,7 @@
 """Loss terms as pure tensor functions: content, Gram, Wasserstein-2, total variation, and masked variants.
 
+The objective (`objective.py`) composes them; tests compare it with the formulas written out directly.
+
 Statistics are always accumulated in float32, also when the features come out of bf16/fp16 autocast.
 """
 
@@ -9,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .stats import sqrtm_psd, weighted_mean_cov
 
 
 def content_loss(
@@ -141,18 +145,6 @@ def gram_match(
     return weight.sqrt(), GramMatch.prepare(target, k, pixels)
 
 
-def weighted_mean_cov(
-    pixels: torch.Tensor, weight: torch.Tensor | None, eps: float = 1e-5
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and covariance of (C, n) pixels under (n,) weights (None: all pixels alike)."""
-    weight = torch.ones(pixels.shape[1], device=pixels.device) if weight is None else weight
-    weights = (weight / weight.sum().clamp_min(1e-8)).reshape(1, -1)
-    mean = (pixels * weights).sum(1)
-    centered = pixels - mean[:, None]
-    cov = (centered * weights) @ centered.T
-    return mean, cov + eps * torch.eye(pixels.shape[0], device=pixels.device)
-
-
 def gram(features: torch.Tensor, mask: torch.Tensor | SparseMask | None = None) -> torch.Tensor:
     """Gram matrix normalised by C*H*W (as the classic neural-style), optionally over a soft mask's pixels."""
     f = features.float()
@@ -163,13 +155,6 @@ def gram(features: torch.Tensor, mask: torch.Tensor | SparseMask | None = None) 
     return weighted_gram(*_masked_pixels(flat, mask, h, w))
 
 
-def gram_loss(
-    features: torch.Tensor, target_gram: torch.Tensor, mask: torch.Tensor | SparseMask | None = None
-) -> torch.Tensor:
-    """Mean squared difference of Gram matrices (Gatys et al. 2016)."""
-    return ((gram(features, mask) - target_gram) ** 2).mean()
-
-
 @dataclass(frozen=True)
 class Gaussian:
     """Mean and covariance of a layer's features, with the covariance's square root kept for W2."""
@@ -177,6 +162,20 @@ class Gaussian:
     mean: torch.Tensor
     cov: torch.Tensor
     cov_sqrt: torch.Tensor
+
+    @classmethod
+    def fit(cls, mean: torch.Tensor, cov: torch.Tensor) -> Gaussian:
+        """A W2 target from a mean and covariance: the square root taken once, in float64."""
+        return cls(mean, cov, sqrtm_psd(cov.double()).float())
+
+
+def mix_moments(
+    moments: list[tuple[torch.Tensor, torch.Tensor]], weights: list[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of a mixture of distributions given by (mean, cov), with weights summing to 1."""
+    mean = sum(w * m for w, (m, _) in zip(weights, moments))
+    second = sum(w * (c + torch.outer(m, m)) for w, (m, c) in zip(weights, moments))
+    return mean, second - torch.outer(mean, mean)
 
 
 def _fit_mask(mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -197,28 +196,12 @@ def mean_cov(
     return weighted_mean_cov(*_masked_pixels(flat, mask, h, w), eps)
 
 
-def _sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
-    vals, vecs = torch.linalg.eigh(matrix)
-    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
-
-
-def gaussian(features: torch.Tensor, mask: torch.Tensor | SparseMask | None = None) -> Gaussian:
-    """A style target for W2: fit once per style picture and layer."""
-    mean, cov = mean_cov(features, mask)
-    return Gaussian(mean, cov, _sqrtm_psd(cov.double()).float())
-
-
-def w2_loss(features: torch.Tensor, target: Gaussian, mask: torch.Tensor | SparseMask | None = None) -> torch.Tensor:
-    """Squared Wasserstein-2 distance between Gaussian fits, divided by the channel count.
+def w2_distance(mean: torch.Tensor, cov: torch.Tensor, target: Gaussian) -> torch.Tensor:
+    """Squared Wasserstein-2 distance between a Gaussian fit (mean, cov) and `target`, divided by the channel count.
 
     tr(sqrtm(S_t^1/2 S S_t^1/2)) is the sum of square roots of eigenvalues; differentiating eigenvalues
     alone avoids the unstable 1/(l_i - l_j) terms that a full eigenvector gradient would bring.
     """
-    return w2_distance(*mean_cov(features, mask), target)
-
-
-def w2_distance(mean: torch.Tensor, cov: torch.Tensor, target: Gaussian) -> torch.Tensor:
-    """The W2 term of `w2_loss` from already computed statistics."""
     c = mean.shape[0]
     mixed = target.cov_sqrt @ cov @ target.cov_sqrt
     mixed = (mixed + mixed.T) / 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
+from style_core import networks
 from style_core.backbone import random_backbone
 from style_core.config import StyleConfig
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread: the unit tests' networks are tiny, and two threads on a CPU that other work shares spin against each
+# other (measured: a 30-step run on the tiny network took 0.1 s with one thread, 9-20 s with two on a busy machine).
+torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -28,9 +30,29 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture(autouse=True)
+def cpu_without_bf16(monkeypatch):
+    """Every test sees a CPU without bf16 units unless it asks for them (`bf16_cpu`): the same precision on every
+    machine, whatever its CPU."""
+    monkeypatch.setattr(networks, "cpu_has_amx", lambda: False)
+
+
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """A CPU with bf16 units: runs with `autocast=True` use the network's bf16 copy."""
+    monkeypatch.setattr(networks, "cpu_has_amx", lambda: True)
+
+
+@pytest.fixture(params=["fp32", "bf16"])
+def precision(request, monkeypatch) -> str:
+    """Both precisions a CPU run can take; pass `autocast=precision == "bf16"` in the config."""
+    monkeypatch.setattr(networks, "cpu_has_amx", lambda: request.param == "bf16")
+    return request.param
+
+
 @pytest.fixture
 def tiny_config() -> StyleConfig:
-    return StyleConfig(size=48, start_size=24, steps=24, checkpoint_every=4, device="cpu").validate()
+    return StyleConfig(size=48, start_size=24, steps=24, checkpoint_every=4, device="cpu", autocast=False).validate()
 
 
 @pytest.fixture(scope="session")

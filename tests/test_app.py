@@ -54,10 +54,9 @@ def test_portrait_mode_shows_the_identity_score(app_url, data_dir):
     final = client.predict(content=handle_file(str(data_dir / "077417.jpg")),
                            style=handle_file(str(data_dir / "Cartoons_00167_01.jpg")),
                            preset="pixar-portrait", size=160, steps=40, api_name="/stylize")
-    identity = final[7]
-    assert identity.startswith("**Identity:**")
-    assert "same person" in identity and "below 0.6" in identity, identity
-    assert final[5]["identity_distance"] is not None
+    identity, distance = final[7], final[5]["identity_distance"]
+    assert distance is not None and distance < 0.6, distance  # the same person by dlib's threshold
+    assert identity == f"**Identity:** same person: {distance:.2f} (below 0.6 means same person)", identity
 
 
 def test_a_missing_style_is_a_plain_message(app_url, data_dir):

@@ -145,5 +145,10 @@ def test_a_cancelled_run_frees_the_worker_within_a_second(app, tmp_path):
           f"the cancelled run's steps took {elapsed / steps_done:.3f} s each on average")
     assert Image.open(result[0]).size == (64, 64)
     assert "a run was cancelled or its client left; it ended at once" in app.log.read_text()
-    assert returned < 1.0, returned
-    assert start < 1.0, start
+    step = elapsed / steps_done  # the cancelled run's mean step
+    # With the queue check a cancelled run ends at its next step (measured 0.56-0.93 s for steps of 0.8-1.1 s);
+    # without it, it computes on to its next frame, up to 5 steps (measured 5.5-5.9 s). Two steps and half a
+    # second keep a busy machine from failing the check while staying well under the figure without it.
+    bound = 2 * step + 0.5
+    assert returned < bound, (returned, step)
+    assert start < bound, (start, step)  # gradio starts the next job as soon as the slot is free (0.1-0.3 s)

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from style_core import StyleConfig, stylize
-from style_core.engine import Objective, get_backbone, to_tensor
+from style_core.engine import to_tensor
 from style_core.images import load_image, resize_long_side
+from style_core.networks import get_backbone
+from style_core.objective import Objective
 
 pytestmark = pytest.mark.integration
 

@@ -2,24 +2,55 @@ import pytest
 import torch
 
 from style_core import losses
+from style_core.stats import sqrtm_psd, weighted_mean_cov
+
+
+def gram_loss(features, target, mask=None):
+    return ((losses.gram(features, mask) - target) ** 2).mean()
+
+
+def w2_loss(features, target, mask=None):
+    return losses.w2_distance(*losses.mean_cov(features, mask), target)
+
+
+def gaussian(features, mask=None):
+    return losses.Gaussian.fit(*losses.mean_cov(features, mask))
 
 
 def test_gram_and_w2_zero_for_identical_features_and_positive_otherwise():
     torch.manual_seed(0)
     a = torch.rand(1, 8, 10, 12)
     b = torch.rand(1, 8, 10, 12) * 2 + 0.5
-    assert losses.gram_loss(a, losses.gram(a)).item() < 1e-10
-    assert losses.gram_loss(b, losses.gram(a)).item() > 1e-3
-    assert abs(losses.w2_loss(a, losses.gaussian(a)).item()) < 1e-3
-    assert losses.w2_loss(b, losses.gaussian(a)).item() > 1e-2
+    assert gram_loss(a, losses.gram(a)).item() < 1e-10
+    assert gram_loss(b, losses.gram(a)).item() > 1e-3
+    assert abs(w2_loss(a, gaussian(a)).item()) < 1e-3
+    assert w2_loss(b, gaussian(a)).item() > 1e-2
 
 
 def test_w2_gradient_is_finite_with_degenerate_covariance():
     x = torch.zeros(1, 6, 5, 5, requires_grad=True)  # all-zero features: covariance is eps * I
-    target = losses.gaussian(torch.rand(1, 6, 5, 5))
-    loss = losses.w2_loss(x + 0.0, target)
+    target = gaussian(torch.rand(1, 6, 5, 5))
+    loss = w2_loss(x + 0.0, target)
     loss.backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_the_shared_helpers_against_their_definitions():
+    gen = torch.Generator().manual_seed(3)
+    pixels = torch.rand(5, 40, generator=gen, dtype=torch.float64)
+    weight = torch.rand(40, generator=gen, dtype=torch.float64)
+    mean, cov = weighted_mean_cov(pixels, weight, eps=0.0)
+    p = weight / weight.sum()
+    torch.testing.assert_close(mean, pixels @ p)
+    torch.testing.assert_close(cov, (pixels - mean[:, None]) @ torch.diag(p) @ (pixels - mean[:, None]).T)
+    plain_mean, plain_cov = weighted_mean_cov(pixels, None, eps=0.0)
+    torch.testing.assert_close(plain_mean, pixels.mean(1))
+    torch.testing.assert_close(plain_cov, torch.cov(pixels, correction=0))
+    root = sqrtm_psd(cov)
+    torch.testing.assert_close(root @ root, cov)
+    spd = cov + torch.eye(5, dtype=cov.dtype)
+    inverse_root = sqrtm_psd(spd, inverse=True)
+    torch.testing.assert_close(inverse_root @ spd @ inverse_root, torch.eye(5, dtype=cov.dtype))
 
 
 def test_masked_losses_zero_when_regions_match():
@@ -29,8 +60,8 @@ def test_masked_losses_zero_when_regions_match():
     mask[:4] = 1
     other = a.clone()
     other[..., 4:, :] = torch.rand(1, 4, 4, 8) * 5  # differs only outside the mask
-    assert losses.gram_loss(other, losses.gram(a, mask), mask).item() < 1e-10
-    assert losses.gram_loss(other, losses.gram(a)).item() > 1e-4
+    assert gram_loss(other, losses.gram(a, mask), mask).item() < 1e-10
+    assert gram_loss(other, losses.gram(a)).item() > 1e-4
 
 
 def test_content_and_tv():

@@ -30,7 +30,11 @@ def region_color_transfer(
 
 
 def cartoon_colors(
-    image: np.ndarray, masks: dict[str, np.ndarray], style: np.ndarray, style_masks: dict[str, np.ndarray], strength: float
+    image: np.ndarray,
+    masks: dict[str, np.ndarray],
+    style: np.ndarray,
+    style_masks: dict[str, np.ndarray],
+    strength: float,
 ) -> np.ndarray:
     """Skin and hair recoloured to the style's skin and hair palettes."""
     for region in ("skin", "hair"):

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import engine
 from ..config import StyleConfig
-from ..engine import Frame, Guidance, stylize
+from ..frames import Frame, Guidance
 from ..images import ImageSource, load_image, resize_long_side
 from .caricature import target_landmarks
 from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
@@ -33,7 +34,7 @@ MASK_LONG_SIDE = 512
 
 
 def _plain(content, styles, config, backbone, should_stop, why: str) -> Iterator[Frame]:
-    for frame in stylize(content, styles, config.replace(portrait=False), backbone=backbone, should_stop=should_stop):
+    for frame in engine.run(content, styles, config, backbone=backbone, should_stop=should_stop):
         yield replace(frame, message=(frame.message + "; " if frame.message else "") + why) if frame.is_final else frame
 
 
@@ -97,7 +98,7 @@ def stylize_portrait(
     # The style's palette before painting too, so the content loss does not pull the colours back to the photo's.
     style_masks, style_small = style_sets[0]
     canvas = _to_image(cartoon_colors(painted_from, masks, _unit(style_small), style_masks, config.region_colors))
-    frames = stylize(canvas, style_imgs, config, backbone=backbone, guidance=guidance, should_stop=should_stop)
+    frames = engine.run(canvas, style_imgs, config, backbone=backbone, guidance=guidance, should_stop=should_stop)
     for frame in frames:
         if not frame.is_final:
             yield frame

@@ -1,0 +1,97 @@
+"""`stylize()`: the one entry point for the app, the CLI and Python callers.
+
+It decides the mode (plain, or portrait when `config.portrait` is set) and owns the out-of-memory retry; the
+engine (`engine.run`) paints, the portrait pipeline (`portrait.pipeline`) adds faces around it. Arrows point
+one way: this module knows both, the portrait pipeline knows the engine, the engine knows neither.
+"""
+
+from __future__ import annotations
+
+import gc
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+
+from . import engine
+from .backbone import VGGFeatures
+from .config import StyleConfig
+from .frames import Frame, StylizeError
+from .images import ImageSource
+
+MIN_RETRY_SIZE = 128
+
+
+def stylize(
+    content: ImageSource,
+    styles: ImageSource | Sequence[ImageSource],
+    config: StyleConfig | None = None,
+    backbone: VGGFeatures | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[Frame]:
+    """Paint `content` in the style of `styles`, yielding frames as it goes; the last has is_final=True.
+
+    `backbone` overrides the configured network (tests pass a tiny random one). Close the generator to
+    stop; nothing keeps running after that. `should_stop` is polled every step: when it returns True the
+    run ends at once with a final frame of the current picture (a UI's Stop button keeps its result).
+    When memory runs out (a big size on a small GPU), the run starts again at 3/4 of the size, with a
+    warning and the reason in each frame's `message`.
+    """
+    config = (config or StyleConfig()).validate()
+    style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+    notice = ""
+    while True:
+        attempt = _attempt(content, style_list, config, backbone, should_stop)
+        try:
+            for frame in attempt:
+                if notice:
+                    frame.message = "; ".join(m for m in (notice, frame.message) if m)
+                yield frame
+            return
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+        # Out of memory: the exception (and its traceback's activations) is gone here, so memory can be freed.
+        del attempt
+        _free_device_memory()
+        smaller = smaller_size(config.size)
+        if smaller is None:
+            raise StylizeError(f"out of memory even at {config.size} px; try a smaller size or the CPU")
+        notice = f"out of memory at {config.size} px, so it was painted at {smaller} px"
+        warnings.warn(notice, RuntimeWarning, stacklevel=2)
+        config = config.replace(size=smaller, start_size=min(config.start_size, smaller))
+
+
+def _attempt(
+    content: ImageSource,
+    styles: list[ImageSource],
+    config: StyleConfig,
+    backbone: VGGFeatures | None,
+    should_stop: Callable[[], bool] | None,
+) -> Iterator[Frame]:
+    """One try at the configured size, in the configured mode."""
+    if config.portrait:
+        from .portrait.pipeline import stylize_portrait  # dlib and scipy load only when portrait mode is used
+
+        return stylize_portrait(content, styles, config, backbone=backbone, should_stop=should_stop)
+    return engine.run(content, styles, config, backbone=backbone, should_stop=should_stop)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's failure (a plain RuntimeError)."""
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
+
+
+def smaller_size(size: int) -> int | None:
+    """The next size to try after running out of memory: three quarters of the pixels' long side."""
+    if size <= MIN_RETRY_SIZE:
+        return None
+    return max(MIN_RETRY_SIZE, int(size * 0.75))
+
+
+def _free_device_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,179 @@
+"""One scale's optimization: the optimizer state, its steps (eager or replayed from a CUDA graph), and the
+recovery from invalid or diverging steps."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from .config import StyleConfig
+from .frames import LOSS_TERMS
+from .graphs import StepGraph
+from .lbfgs import LBFGS
+from .objective import Objective
+
+
+def graph_mode(config: StyleConfig, device: torch.device) -> str | None:
+    """"cuda" where the step can be recorded as a CUDA graph: asked for, on CUDA, with the Gram loss (W2's
+    eigenvalue solver reads its status back to the host, which a recording cannot contain)."""
+    return "cuda" if config.cuda_graphs and device.type == "cuda" and config.style_loss == "gram" else None
+
+
+class ScaleRun:
+    """The optimizer state for one scale, with rollback on non-finite losses."""
+
+    MAX_RECOVERIES = 3
+    BLOW_UP = 3.0
+
+    GRAPH_WARM_UP = 2  # eager steps per scale before recording a CUDA graph
+
+    def __init__(
+        self, objective: Objective, x: torch.Tensor, config: StyleConfig, graph_mode: str | None = None
+    ) -> None:
+        self.objective, self.config = objective, config
+        self.graph_mode = graph_mode  # "cuda", "simulate" (tests) or None
+        self.graph: StepGraph | None = None
+        self.warmup_left = self.GRAPH_WARM_UP
+        self.side_stream: torch.cuda.Stream | None = None
+        self.x = x.detach().clone().requires_grad_(True)
+        self.good = self.x.detach().clone()
+        self.lr_scale = 1.0
+        self.ema: torch.Tensor | None = None
+        self.ema_count = 0
+        self.terms: dict[str, torch.Tensor] = {}
+        self.history: list[float] = []
+        self.failed = False
+        self.done_scale = False
+        self.recoveries = 0
+        self.diverged = 0
+        self.first_total: torch.Tensor | None = None  # the loss of the scale's starting picture
+        self.message = ""
+        self._make_optimizer()
+
+    def _closure(self) -> torch.Tensor:
+        if self.graph is not None:
+            parts = self.graph.replay()  # the same buffer every step: views of it always show the latest
+            self.terms = dict(zip(LOSS_TERMS, parts.unbind()))
+        else:
+            self.opt.zero_grad(set_to_none=True)
+            # The loss sees the picture as it will be saved (clamped), so L-BFGS cannot profit from pixels out of
+            # range; with Adam the iterate itself is clamped after each step, so this changes nothing there.
+            total, terms = self.objective(self.x.clamp(0, 1))
+            total.backward()
+            self.terms = {k: v.detach() for k, v in terms.items()}
+        if self.first_total is None:
+            self.first_total = self.terms["total"].clone()
+        return self.terms["total"]
+
+    def step(self) -> None:
+        if self.graph_mode is not None and self.graph is None:
+            if self.warmup_left == 0:
+                self._record()
+            else:
+                self.warmup_left -= 1
+        with self._warm_up_stream():
+            self._step()
+
+    def _record(self) -> None:
+        """Record this scale's pass as a CUDA graph (after warm-up steps: cudnn's autotuning, lazy handles)."""
+        try:
+            self.graph = StepGraph(
+                lambda x: self.objective.parts(x.clamp(0, 1)), self.x, simulate=self.graph_mode == "simulate"
+            )
+        except Exception as exc:  # an operation that cannot be recorded: go on as before, and say so once
+            warnings.warn(f"CUDA graph recording failed ({exc}); running without graphs", RuntimeWarning, stacklevel=3)
+            self.graph_mode, self.graph = None, None
+            self.x.grad = None
+
+    @contextmanager
+    def _warm_up_stream(self) -> Iterator[None]:
+        """Warm-up steps before recording run on a side stream, as CUDA graphs require."""
+        if self.graph_mode != "cuda" or self.graph is not None:
+            yield
+            return
+        if self.side_stream is None:
+            self.side_stream = torch.cuda.Stream()
+        side = self.side_stream
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            yield
+        torch.cuda.current_stream().wait_stream(side)
+
+    def _make_optimizer(self) -> None:
+        if self.config.optimizer == "lbfgs":
+            self.opt: LBFGS | torch.optim.Optimizer = LBFGS(
+                self.x, lr=self.lr_scale, history_size=self.config.lbfgs_history
+            )
+        else:
+            self.opt = torch.optim.Adam([self.x], lr=self.config.lr * self.lr_scale, betas=(0.9, 0.99))
+
+    def _step(self) -> None:
+        if self.config.optimizer == "lbfgs":
+            self.opt.step(self._closure)
+        else:
+            self._closure()
+            self.opt.step()
+        with torch.no_grad():
+            if self.config.optimizer == "adam":
+                self.x.clamp_(0, 1)  # L-BFGS is left unclamped: clamping corrupts its curvature pairs
+            if self.config.optimizer == "adam" and self.config.ema_decay > 0:
+                self.ema_count += 1
+                if self.ema is None:
+                    self.ema = self.x.detach().clone()
+                else:
+                    # Bias-corrected average: early iterates fade out as in crowsonkb's EMA.
+                    d = min(self.config.ema_decay, (1 + self.ema_count) / (10 + self.ema_count))
+                    self.ema.mul_(d).add_(self.x.detach(), alpha=1 - d)
+
+    def check_finite(self) -> None:
+        """At a checkpoint: keep the iterate if finite and not diverging, else roll back and shrink the step size.
+
+        Diverging: the loss above BLOW_UP times the best seen at this scale (from its starting picture on). L-BFGS
+        without a line search can take a wild step when its curvature pairs go stale (pixels pushed past the clamp
+        have no gradient); left alone such a step wrecks the picture, so it is undone like a NaN."""
+        total = self.terms.get("total")
+        finite = total is not None and bool(torch.isfinite(total)) and bool(torch.isfinite(self.x).all())
+        first = float(self.first_total) if self.first_total is not None else math.inf
+        best = min([*self.history, first if math.isfinite(first) else math.inf])  # a NaN start: the NaN path's job
+        if finite and float(total) <= self.BLOW_UP * best:
+            self.history.append(float(total))
+            self.good = self.result().detach().clone()
+            return
+        with torch.no_grad():
+            self.x.copy_(self.good)
+        self.ema, self.ema_count = None, 0
+        if finite:  # diverged: restart from the last good picture with a fresh, shorter-stepping optimizer
+            self.diverged += 1
+            self.lr_scale *= 0.5
+            self._make_optimizer()
+            self.done_scale = self.diverged > self.MAX_RECOVERIES  # give up on this scale, keep its last good picture
+            return
+        self.recoveries += 1
+        if self.recoveries > self.MAX_RECOVERIES:
+            self.failed = True
+            self.message = "the optimization kept producing invalid values; stopped at the last good picture"
+            return
+        self.lr_scale *= 0.5
+        self._make_optimizer()
+        self.message = f"recovered from an invalid step (step size now x{self.lr_scale:g})"
+
+    def converged(self, tolerance: float) -> bool:
+        h = self.history
+        if len(h) >= 2 and h[-2] > 0 and (h[-2] - h[-1]) / h[-2] < tolerance:
+            self.done_scale = True
+        return self.done_scale
+
+    def result(self) -> torch.Tensor:
+        if self.failed or not torch.isfinite(self.x).all():
+            return self.good
+        return self.ema if self.ema is not None else self.x.detach().clamp(0, 1)
+
+    def read_losses(self) -> dict[str, float]:
+        if not self.terms:
+            return {}
+        values = torch.stack(list(self.terms.values())).tolist()  # one read-back from the device, not one per term
+        return {k: v for k, v in zip(self.terms, values) if math.isfinite(v)}

@@ -1,0 +1,144 @@
+"""Portrait mode end to end with dlib stood in for (`find_faces`, the embeddings): what the pipeline does with the
+faces it is given, not how the result looks (the look is tuned elsewhere)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from style_core import engine, stylize
+from style_core.backbone import random_backbone
+from style_core.config import preset
+from style_core.portrait import pipeline
+from style_core.portrait.faces import Face, FaceError, describe_identity
+from style_core.portrait.masks import REGIONS
+
+from .test_portrait import synthetic_landmarks
+
+SIZE = (200, 240)  # the synthetic landmarks' picture
+
+
+@pytest.fixture
+def config():
+    return preset("pixar-portrait", size=48, start_size=32, steps=6, checkpoint_every=2, device="cpu", autocast=False)
+
+
+@pytest.fixture
+def net(config):
+    return random_backbone("vgg19", list(dict.fromkeys(config.content_layers + config.style_layers)))
+
+
+@pytest.fixture
+def pictures():
+    rng = np.random.default_rng(4)
+    photo = Image.fromarray((rng.random((SIZE[1], SIZE[0], 3)) * 255).astype(np.uint8))
+    style = Image.fromarray((rng.random((SIZE[1], SIZE[0], 3)) ** 2 * 255).astype(np.uint8))
+    return photo, style
+
+
+@pytest.fixture
+def engine_calls(monkeypatch):
+    """Each engine run's guidance (None: a plain run)."""
+    calls = []
+    real = engine.run
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("guidance"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "run", spy)
+    return calls
+
+
+def _faces(monkeypatch, found: dict[tuple[int, int], list[Face]] | Exception, distance: float | None = 0.31):
+    """`find_faces` answers from `found` by picture size, or raises; the identity score is `distance`."""
+
+    def find_faces(img):
+        if isinstance(found, Exception):
+            raise found
+        return found.get(img.size, [])
+
+    monkeypatch.setattr(pipeline, "find_faces", find_faces)
+    monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: np.zeros(128))
+    monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: distance)
+
+
+def _face(scale: float = 1.0) -> Face:
+    lm = synthetic_landmarks(s=scale)
+    return Face((lm[:, 0].min(), lm[:, 1].min() - 40, lm[:, 0].max(), lm[:, 1].max()), lm, "test")
+
+
+def test_a_face_in_both_pictures_gives_a_guided_run_and_a_scored_final_frame(
+    monkeypatch, config, net, pictures, engine_calls
+):
+    photo, style = pictures
+    style = style.resize((180, 216))  # another size, so the stand-in tells the pictures apart
+    _faces(monkeypatch, {photo.size: [_face()], style.size: [_face(0.9)]})
+    frames = list(stylize(photo, style, config, backbone=net))
+    final = frames[-1]
+    assert len(engine_calls) == 1 and engine_calls[0] is not None  # one run, guided
+    guidance = engine_calls[0]
+    assert set(guidance.content_masks) == set(REGIONS) and len(guidance.style_masks) == 1
+    assert guidance.content_weight_map is not None
+    assert [f.is_final for f in frames].count(True) == 1 and final.is_final
+    assert max(final.image.size) == 48
+    assert final.identity == 0.31 and describe_identity(0.31) in final.message
+
+
+@pytest.mark.parametrize(
+    "found, why",
+    [
+        ("no faces", "no face found in your photo, so it was painted in plain mode"),
+        ("photo only", "no face found in the style picture, so it was painted in plain mode"),
+        ("models missing", "portrait mode unavailable (dlib is not installed)"),
+    ],
+)
+def test_without_faces_it_paints_in_plain_mode_and_says_why(
+    monkeypatch, config, net, pictures, engine_calls, found, why
+):
+    photo, style = pictures
+    style = style.resize((180, 216))
+    answers = {
+        "no faces": {},
+        "photo only": {photo.size: [_face()]},
+        "models missing": FaceError("dlib is not installed"),
+    }[found]
+    _faces(monkeypatch, answers)
+    final = list(stylize(photo, style, config, backbone=net))[-1]
+    assert engine_calls == [None]  # one plain run
+    assert final.is_final and final.message.endswith(why) and final.identity is None
+
+
+def test_several_faces_are_counted_and_the_chosen_one_is_said(monkeypatch, config, net, pictures, engine_calls):
+    photo, style = pictures
+    style = style.resize((180, 216))
+    _faces(monkeypatch, {photo.size: [_face(), _face(0.5)], style.size: [_face()]})
+    final = list(stylize(photo, style, config.replace(face_index=1), backbone=net))[-1]
+    assert engine_calls[0] is not None and "2 faces found; used face 2" in final.message
+
+
+def test_out_of_memory_in_portrait_mode_retries_the_whole_portrait_smaller(
+    monkeypatch, config, net, pictures, engine_calls
+):
+    from style_core.objective import Objective
+
+    photo, style = pictures
+    style = style.resize((180, 216))
+    _faces(monkeypatch, {photo.size: [_face()], style.size: [_face(0.9)]})
+    real_call = Objective.__call__
+
+    def call(self, image):
+        if max(image.shape[-2:]) > 140:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_call(self, image)
+
+    monkeypatch.setattr(Objective, "__call__", call)
+    cfg = config.replace(size=160, start_size=160, steps=2)
+    with pytest.warns(RuntimeWarning, match="out of memory at 160 px"):
+        final = list(stylize(photo, style, cfg, backbone=net))[-1]
+    assert len(engine_calls) == 2 and all(g is not None for g in engine_calls)  # both tries guided
+    assert max(final.image.size) == 128 and final.identity == 0.31
+    assert final.message.startswith("out of memory at 160 px, so it was painted at 128 px; ")
+    assert final.message.endswith(describe_identity(0.31))
