@@ -79,7 +79,7 @@ def strength_to_multiplier(strength: float) -> float:
     return 2.0 ** ((strength - 5.0) / 1.5)
 
 
-PORTRAIT_CONTROLS = ("warp_strength", "region_colors", "skin_smoothing")
+PORTRAIT_CONTROLS = ("warp_strength", "cartoon", "flatten", "region_colors", "skin_smoothing")
 
 
 @dataclass
@@ -113,6 +113,9 @@ class Controls:
     region_colors: float | None = None
     skin_smoothing: float | None = None
     face_index: int = 0
+    cartoon: float | None = None  # None: the preset's
+    flatten: float | None = None
+    background: str | None = None
 
     def styles(self) -> list[tuple[str, float]]:
         """The style pictures given, with their blend weights."""
@@ -126,8 +129,12 @@ def controls_handler(fn: Callable[[Controls, gr.Request | None], Iterator]) -> C
     hints = typing.get_type_hints(Controls)
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     params = [
-        inspect.Parameter(f.name, kind, default=f.default if f.default is not MISSING else inspect.Parameter.empty,
-                          annotation=hints[f.name])
+        inspect.Parameter(
+            f.name,
+            kind,
+            default=f.default if f.default is not MISSING else inspect.Parameter.empty,
+            annotation=hints[f.name],
+        )
         for f in fields(Controls)
     ]
     params.append(inspect.Parameter("request", kind, default=None, annotation=gr.Request | None))
@@ -161,6 +168,8 @@ def build_config(controls: Controls, blend: list[float] | None = None) -> StyleC
         raise ConfigError(f"size is limited to {MAX_SIZE} px on this server")
     keep = strength_to_multiplier(controls.keep_face)
     portrait = {k: float(getattr(controls, k)) for k in PORTRAIT_CONTROLS if getattr(controls, k) is not None}
+    if controls.background:
+        portrait["background"] = controls.background
     return base.replace(
         size=size,
         steps=int(steps) if steps and int(steps) > 0 else base.steps,
@@ -466,14 +475,29 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
                         match_style_colors = gr.Checkbox(label="Recolour the style to my photo's palette first")
                     with gr.Row():
                         pix = make_preset("pixar-portrait")
+                        cartoon = gr.Slider(
+                            0,
+                            1,
+                            value=pix.cartoon,
+                            step=0.05,
+                            label="Portrait: cartoon proportions",
+                            info="bigger eyes, smaller nose and mouth, rounder chin",
+                        )
                         warp_strength = gr.Slider(
                             0, 1, value=pix.warp_strength, step=0.05, label="Portrait: face shape toward the style's"
+                        )
+                        flatten = gr.Slider(
+                            0, 1, value=pix.flatten, step=0.05, label="Portrait: smooth skin (paint from a flat photo)"
                         )
                         region_colors = gr.Slider(
                             0, 1, value=pix.region_colors, step=0.05, label="Portrait: cartoon colours (skin, hair)"
                         )
                         skin_smoothing = gr.Slider(
                             0, 1, value=pix.skin_smoothing, step=0.05, label="Portrait: skin smoothing"
+                        )
+                    with gr.Row():
+                        background = gr.Radio(
+                            ["painted", "flat", "photo"], value=pix.background, label="Portrait: background"
                         )
                         face_index = gr.Number(value=0, precision=0, label="Portrait: which face (0 = largest)")
                     extra_json = gr.Code(value="", language="json", label="Other engine settings (JSON)", lines=3)
@@ -528,6 +552,9 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
             "region_colors": region_colors,
             "skin_smoothing": skin_smoothing,
             "face_index": face_index,
+            "cartoon": cartoon,
+            "flatten": flatten,
+            "background": background,
         }
         inputs = [components[f.name] for f in fields(Controls)]  # a missing or misspelt one fails here, at start
         outputs = [canvas, progress, loss_plot, compare, gallery, settings, download, identity]
@@ -545,7 +572,7 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
         preset_menu.change(
             preset_changed,
             preset_menu,
-            [size, preset_info, warp_strength, region_colors, skin_smoothing],
+            [size, preset_info, *(components[k] for k in PORTRAIT_CONTROLS)],
             api_name=False,
         )
         for picture in (content, style):

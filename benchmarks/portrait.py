@@ -1,132 +1,161 @@
-"""Portrait mode against plain mode on the shared portraits and cartoon faces.
+"""Portrait mode against plain mode, measured with the shared `look.py` (identity, eyes_x, skin_x, style_x).
 
-For each photo (brad_pitt, 077417, unsplash-rDEOVtE7vOs) and cartoon face (Cartoons_00003_01, Cartoons_00167_01):
-identity distance (dlib 128-D, photo vs result), style distance (W2 between Gaussian fits of VGG features of the
-result's face region and the style's face region, relu1_1..relu4_1 averaged), wall time; a contact sheet
-(photo | style | plain | portrait) in benchmarks/out/. Targets: identity <= 0.45 on every pair in portrait
-mode, style distance no worse than plain.
+For each photo (brad_pitt, 077417, unsplash-rDEOVtE7vOs) and style face (an animated-film face,
+`anchors/077436_vtoonify_d.jpg`, and a 2-D drawing, `Cartoons_00003_01.jpg`) it paints the photo in plain mode
+(`balanced`) and in portrait mode (`pixar-portrait`) and prints look.py's four numbers and the time of each. With
+`--anchors` it also paints VToonify's own three input photos with the animated-film face and prints VToonify's
+numbers beside ours (the same photo, the same style face, look.py on both). A contact sheet goes to
+benchmarks/out/portrait_contact_sheet.png: photo | plain | portrait | VToonify where one exists.
 
-    python benchmarks/portrait.py [--size 384] [--json]
+Targets (issue #13): with the animated-film face, identity <= 0.5, eyes_x >= 1.15, skin_x <= 0.5, style_x <= 0.4 on
+every pair; with Cartoons_00003, identity <= 0.5 and style_x <= 0.5.
+
+    python benchmarks/portrait.py [--size 384] [--anchors] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
 from collections import deque
 from pathlib import Path
 
-import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from style_core import losses, preset, stylize
-from style_core.backbone import VGGFeatures
-from style_core.engine import to_tensor
+from style_core import preset, stylize
 from style_core.images import load_image, resize_long_side
-from style_core.portrait.faces import find_faces, identity_distance
-from style_core.portrait.masks import region_masks
-from style_core.weights import load_weights
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATA, ANCHORS = SHARED / "data", SHARED / "anchors"
 OUT = Path(__file__).resolve().parent / "out"
 PHOTOS = ["brad_pitt.jpg", "077417.jpg", "unsplash-rDEOVtE7vOs.jpg"]
-CARTOONS = ["Cartoons_00003_01.jpg", "Cartoons_00167_01.jpg"]
-LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+TOON = ANCHORS / "077436_vtoonify_d.jpg"
+STYLES = {"toon": TOON, "cartoon": DATA / "Cartoons_00003_01.jpg"}
+# VToonify's inputs and outputs; 077436 is painted with another VToonify face, since its own output is TOON.
+ANCHOR_PAIRS = {"038648": TOON, "077559": TOON, "077436": ANCHORS / "077559_vtoonify_d.jpg"}
+TARGETS = {
+    "toon": {"identity": ("<=", 0.5), "eyes_x": (">=", 1.15), "skin_x": ("<=", 0.5), "style_x": ("<=", 0.4)},
+    "cartoon": {"identity": ("<=", 0.5), "style_x": ("<=", 0.5)},
+}
+TILE = 220
 
 
-def face_mask(img: Image.Image, fallback: np.ndarray | None = None) -> torch.Tensor | None:
-    """The face region (skin and features) of the largest face, or of `fallback` landmarks when none is found."""
-    faces = find_faces(img)
-    landmarks = faces[0].landmarks if faces else fallback
-    if landmarks is None:
-        return None
-    m = region_masks(img.size, landmarks)
-    return torch.from_numpy(np.clip(sum(m[r] for r in ("skin", "eyes", "brows", "nose", "mouth")), 0, 1))
+def load_look():
+    """The shared measuring tool, imported from ../shared/tools/look.py (it loads dlib's models once)."""
+    path = SHARED / "tools" / "look.py"
+    if not path.exists():
+        sys.exit(f"error: {path} not found (the shared folder beside the checkout)")
+    spec = importlib.util.spec_from_file_location("look", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def style_distance(
-    net: VGGFeatures, result: Image.Image, style: Image.Image, fallback: np.ndarray | None = None
-) -> float | None:
-    """Mean over layers of W2 between the result's face region and the style's face region.
-
-    A result whose face is no longer found (plain mode can dissolve it) is measured where the photo's face was:
-    `fallback` holds the photo's landmarks in the result's pixels."""
-    mr, ms = face_mask(result, fallback), face_mask(style)
-    if mr is None or ms is None:
-        return None
-    with torch.no_grad():
-        fr, fs = net(to_tensor(result, torch.device("cpu"))), net(to_tensor(style, torch.device("cpu")))
-        values = [
-            float(losses.w2_distance(*losses.mean_cov(fr[n], mr), losses.Gaussian.fit(*losses.mean_cov(fs[n], ms))))
-            for n in LAYERS
-        ]
-    return float(np.mean(values))
+def measure(look, p: dict | None, s: dict | None, result: Image.Image) -> dict:
+    """look.py's numbers for one result, as its main() computes them (`p`, `s`: look.measure of photo and style)."""
+    if p is None or s is None:
+        return {}
+    r = look.measure(result, p["embedding"])
+    if r is None:
+        return {"identity": None}
+    base_style = look.style_distance(p["grams"], s["grams"])
+    return {
+        "identity": round(r["identity"], 3),
+        "eyes_x": round(r["eyes"] / p["eyes"], 2),
+        "skin_x": round(r["skin"] / p["skin"], 2),
+        "style_x": round(look.style_distance(r["grams"], s["grams"]) / base_style, 2),
+    }
 
 
-def label(img: Image.Image, text: str, size: int) -> Image.Image:
-    tile = Image.new("RGB", (size, size + 22), "white")
-    tile.paste(resize_long_side(img, size), (0, 0))
-    ImageDraw.Draw(tile).text((4, size + 4), text, fill="black")
+def meets(numbers: dict, targets: dict) -> bool:
+    for key, (op, bound) in targets.items():
+        value = numbers.get(key)
+        if value is None or (value > bound if op == "<=" else value < bound):
+            return False
+    return True
+
+
+def label(img: Image.Image, text: str) -> Image.Image:
+    tile = Image.new("RGB", (TILE, TILE + 24), "white")
+    small = resize_long_side(img, TILE)
+    tile.paste(small, ((TILE - small.width) // 2, (TILE - small.height) // 2))
+    ImageDraw.Draw(tile).text((4, TILE + 5), text, fill="black")
     return tile
+
+
+def paint(content: Image.Image, style: Image.Image, name: str, size: int) -> tuple[Image.Image, float]:
+    start = time.perf_counter()
+    frame = deque(stylize(content, style, preset(name, size=size)), maxlen=1)[0]
+    return frame.image, round(time.perf_counter() - start, 1)
+
+
+def short(numbers: dict) -> str:
+    return " ".join(f"{k[0]}{'' if v is None else v}" for k, v in numbers.items())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=384)
-    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--anchors", action="store_true", help="also paint VToonify's inputs and compare")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    w = load_weights("vgg19")
-    net = VGGFeatures(w.arch, LAYERS, w.state_dict, w.input_format)
-    rows, tiles = [], []
-    for photo in PHOTOS:
-        for cartoon in CARTOONS:
-            content, style = load_image(DATA / photo), load_image(DATA / cartoon)
-            photo_landmarks = find_faces(content)[0].landmarks
-            style_small = resize_long_side(style, args.size)
-            row = {"photo": photo, "style": cartoon}
-            pics = {}
-            for mode, name in (("plain", "balanced"), ("portrait", "pixar-portrait")):
-                extra = {"steps": args.steps} if args.steps else {}
-                cfg = preset(name, size=args.size, **extra)
-                start = time.perf_counter()
-                frame = deque(stylize(content, style, cfg), maxlen=1)[0]
-                row[f"{mode}_s"] = round(time.perf_counter() - start, 1)
-                row[f"{mode}_identity"] = identity_distance(content, frame.image)
-                photo_face = photo_landmarks * (frame.image.width / content.width)
-                row[f"{mode}_style"] = style_distance(net, frame.image, style_small, photo_face)
-                pics[mode] = frame.image
+    look = load_look()
+    rows, sheet_rows = [], []
+    for style_name, style_path in STYLES.items():
+        style = load_image(style_path)
+        style_look = look.measure(style)
+        for photo_name in PHOTOS:
+            photo = load_image(DATA / photo_name)
+            photo_look = look.measure(photo)
+            row: dict = {"photo": photo_name, "style": style_path.name}
+            tiles = [label(photo, photo_name)]
+            for mode, preset_name in (("plain", "balanced"), ("portrait", "pixar-portrait")):
+                image, seconds = paint(photo, style, preset_name, args.size)
+                row[mode] = {**measure(look, photo_look, style_look, image), "s": seconds}
+                tiles.append(label(image, f"{mode}: {short(row[mode])}"))
+            row["meets_targets"] = meets(row["portrait"], TARGETS[style_name])
             rows.append(row)
+            sheet_rows.append(tiles + [label(style, style_path.name)])
             print(json.dumps(row), flush=True)
-            fmt = lambda v: "none" if v is None else f"{v:.2f}"  # noqa: E731
-            tiles.append(
+    if args.anchors:
+        for stem, style_path in ANCHOR_PAIRS.items():
+            photo, style = load_image(ANCHORS / f"{stem}_input.jpg"), load_image(style_path)
+            theirs = load_image(ANCHORS / f"{stem}_vtoonify_d.jpg")
+            image, seconds = paint(photo, style, "pixar-portrait", args.size)
+            p, s = look.measure(photo), look.measure(style)
+            row = {
+                "photo": f"anchors/{stem}_input.jpg",
+                "style": style_path.name,
+                "portrait": {**measure(look, p, s, image), "s": seconds},
+                "vtoonify": measure(look, p, s, theirs),
+            }
+            rows.append(row)
+            sheet_rows.append(
                 [
-                    label(content, photo, 200),
-                    label(style, cartoon, 200),
-                    label(pics["plain"], f"plain id {fmt(row['plain_identity'])}", 200),
-                    label(pics["portrait"], f"portrait id {fmt(row['portrait_identity'])}", 200),
+                    label(photo, f"{stem} input"),
+                    label(image, f"ours: {short(row['portrait'])}"),
+                    label(theirs, f"VToonify: {short(row['vtoonify'])}"),
+                    label(style, style_path.name),
                 ]
             )
+            print(json.dumps(row), flush=True)
     OUT.mkdir(exist_ok=True)
-    sheet = Image.new("RGB", (4 * 200, len(tiles) * 222), "white")
-    for y, row_tiles in enumerate(tiles):
-        for x, tile in enumerate(row_tiles):
-            sheet.paste(tile, (x * 200, y * 222))
+    width = max(len(r) for r in sheet_rows)
+    sheet = Image.new("RGB", (width * TILE, len(sheet_rows) * (TILE + 24)), "white")
+    for y, tiles in enumerate(sheet_rows):
+        for x, tile in enumerate(tiles):
+            sheet.paste(tile, (x * TILE, y * (TILE + 24)))
     sheet.save(OUT / "portrait_contact_sheet.png")
-    ok_id = all(r["portrait_identity"] is not None and r["portrait_identity"] <= 0.45 for r in rows)
-    ok_style = all(
-        r["portrait_style"] is not None and r["plain_style"] is not None and r["portrait_style"] <= r["plain_style"]
-        for r in rows
-    )
-    print(f"identity <= 0.45 on every pair: {ok_id}; style distance no worse than plain on every pair: {ok_style}")
+    painted = [r for r in rows if "meets_targets" in r]
+    print(f"portrait mode meets the issue's targets on {sum(r['meets_targets'] for r in painted)}/{len(painted)} pairs")
     print(f"contact sheet: {OUT / 'portrait_contact_sheet.png'}")
     if args.json:
-        print(json.dumps({"rows": rows, "identity_ok": ok_id, "style_ok": ok_style}))
+        print(json.dumps({"rows": rows}))
 
 
 if __name__ == "__main__":

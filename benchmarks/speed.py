@@ -24,6 +24,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from style_core import StyleConfig, preset, stylize
+from style_core.config import scale_sizes, steps_per_scale
 from style_core.devices import pick_device
 from style_core.engine import to_pil, to_tensor
 from style_core.images import load_image, resize_long_side
@@ -165,7 +166,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--content", default=str(DATA / "brad_pitt.jpg"))
     parser.add_argument("--style", default=str(DATA / "starry_night.jpg"))
-    parser.add_argument("--backbone", default=os.environ.get("SPEED_BACKBONE", "vgg16"))
+    parser.add_argument("--backbone", default=os.environ.get("SPEED_BACKBONE", "vgg19"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--skip-extras", action="store_true", help="only the seed/project comparison")
@@ -217,7 +218,11 @@ def main() -> None:
         seconds, identity = portrait_seconds(512, args.device)
         result["portrait_512_s"] = round(seconds, 1)
         result["portrait_512_identity"] = identity
-        print(f"portrait preset at 512 px: {seconds:.1f} s (identity distance {identity})")
+        portrait = preset("pixar-portrait", size=512)
+        counts = steps_per_scale(portrait, len(scale_sizes(portrait)))
+        result["portrait_512_large_scales_share"] = round(sum(counts[-2:]) / sum(counts), 3)
+        print(f"portrait preset at 512 px: {seconds:.1f} s (identity distance {identity}); steps per scale "
+              f"{counts}: the two largest get {result['portrait_512_large_scales_share']:.0%}")
     if args.json:
         print(json.dumps(result))
 

@@ -19,6 +19,7 @@ API = [
     "content", "style", "preset", "size", "style2", "style3", "blend1", "blend2", "blend3", "steps",
     "style_strength", "keep_face", "style_loss", "optimizer", "pooling", "preserve_colors", "match_style_colors",
     "init", "seed", "backbone", "extra_json", "warp_strength", "region_colors", "skin_smoothing", "face_index",
+    "cartoon", "flatten", "background",  # added after the old ones: positional callers keep working
 ]
 
 
@@ -54,7 +55,8 @@ CASES = [
                       "extra_json": '{"tv_weight": 20.5, "style_layers": ["relu1_1", "relu3_1"], "lr": 0.0333}'},
      [0.7, 0.3], 2),
     ("pixar-portrait", {"warp_strength": 0.33, "region_colors": 0.1, "skin_smoothing": 0.0, "face_index": 2,
-                        "init": "blend", "match_style_colors": True}, None, 1),
+                        "init": "blend", "match_style_colors": True, "cartoon": 0.25, "flatten": 0.5,
+                        "background": "photo"}, None, 1),
 ]
 
 

@@ -203,24 +203,57 @@ def test_restoring_face_detail_moves_luminance_only_inside_the_mask():
     assert np.allclose(ycc(out)[1:][:, inside], ycc(painted)[1:][:, inside], atol=0.02)
     corr = np.corrcoef(ycc(out)[0][inside], ycc(photo)[0][inside])[0, 1]
     assert corr > 0.95
-    recoloured = restore_face_detail(painted, photo, mask, 1.0, colour=1.0)  # the last resort: the photo's colours
-    assert np.allclose(ycc(recoloured)[1:][:, inside], ycc(photo)[1:][:, inside], atol=1e-4)
 
 
-def test_identity_guard_stops_at_the_first_amount_that_meets_the_target(monkeypatch):
+def _guard_plan(size: int = 200):
+    """A PortraitPlan around synthetic landmarks, as the pipeline would hand it to the identity guard."""
+    from style_core.portrait.pipeline import PortraitPlan
+
+    rng = np.random.default_rng(1)
+    photo = Image.fromarray((rng.random((size, size, 3)) * 255).astype(np.uint8))
+    lm = synthetic_landmarks()
+    target = cartoon_landmarks(lm, 0.6)
+    masks = region_masks((size, size), target)
+    flat = np.asarray(photo, np.float64) / 255
+    cfg = StyleConfig(size=size, flatten=1.0)
+    return PortraitPlan(photo, flat, photo, masks, [], None, cfg, 120.0, lm, target), photo
+
+
+def test_identity_guard_stops_at_the_first_step_that_meets_the_target(monkeypatch):
     from style_core.portrait import pipeline
 
+    plan, photo = _guard_plan()
     scores = iter([0.55, 0.50, 0.43, 0.30])
     monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: next(scores))
     monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: None)  # the photo's embedding, made once
-    img = Image.new("RGB", (40, 40), (200, 120, 90))
-    photo = Image.fromarray((np.random.default_rng(1).random((40, 40, 3)) * 255).astype(np.uint8))
-    masks = {r: np.full((40, 40), 1 / len(REGIONS), np.float32) for r in REGIONS}
-    out, distance = pipeline._guard_identity(img, photo, masks, photo, None, 0.45)
+    img = Image.new("RGB", photo.size, (200, 120, 90))
+    out, distance = pipeline._guard_identity(img, plan, photo, None, 0.45)
     assert distance == 0.43 and out is not img and out.size == img.size
-    untouched, d0 = pipeline._guard_identity(img, photo, masks, photo, None, 0.0)  # off: scored, never changed
+    # The third step also moves the face half-way back to the photo's proportions: the painted colours stay.
+    assert np.abs(np.asarray(out, float).mean((0, 1)) - (200, 120, 90)).max() < 12
+    untouched, d0 = pipeline._guard_identity(img, plan, photo, None, 0.0)  # off: scored, never changed
     assert untouched is img and d0 == 0.30
     lost = iter([None, None, 0.41])  # no face left in the result: the restoring steps are tried too
     monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: next(lost))
-    found, d1 = pipeline._guard_identity(img, photo, masks, photo, None, 0.45)
+    found, d1 = pipeline._guard_identity(img, plan, photo, None, 0.45)
     assert d1 == 0.41 and found is not img
+
+
+def test_identity_guard_geometry_step_moves_the_eyes_back_toward_the_photo(monkeypatch):
+    from style_core.portrait import pipeline
+
+    plan, photo = _guard_plan()
+    seen = []
+    monkeypatch.setattr(pipeline, "identity_distance", lambda ref, cand, *a, **k: seen.append(cand) or 0.9)
+    monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: None)
+    # A painting with a dark disc on each (enlarged) eye: a geometry step must shrink the discs toward the photo's.
+    img = Image.new("RGB", photo.size, (230, 200, 180))
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(img)
+    for eye in (slice(36, 42), slice(42, 48)):
+        (x0, y0), (x1, y1) = plan.target[eye].min(0), plan.target[eye].max(0)
+        draw.ellipse([x0, y0, x1, y1], fill=(20, 20, 20))
+    pipeline._guard_identity(img, plan, photo, None, 0.45)
+    dark = [int((np.asarray(c.convert("L")) < 80).sum()) for c in seen[1:]]  # [0] is the painting itself
+    assert dark[-1] < 0.85 * dark[0]  # the full geometry step: eyes back near the photo's (smaller) size

@@ -18,15 +18,25 @@ def region_color_transfer(
         return image
     picture = torch.from_numpy(image).permute(2, 0, 1)
     palette = torch.from_numpy(style).permute(2, 0, 1)
-    recoloured = (
-        transfer_colors(
-            picture, color_stats(picture, torch.from_numpy(mask)), color_stats(palette, torch.from_numpy(style_mask))
-        )
-        .permute(1, 2, 0)
-        .numpy()
-    )
+    source_stats = robust_color_stats(picture, torch.from_numpy(mask))
+    target_stats = robust_color_stats(palette, torch.from_numpy(style_mask))
+    recoloured = transfer_colors(picture, source_stats, target_stats).permute(1, 2, 0).numpy()
     alpha = (strength * mask)[..., None]
     return image * (1 - alpha) + recoloured * alpha
+
+
+def robust_color_stats(picture: torch.Tensor, mask: torch.Tensor, spread: float = 2.5) -> tuple:
+    """A region's colour mean and covariance without its outliers (strands of hair over a cheek, a shadow line):
+    pixels further than `spread` standard deviations from a first fit are left out of the second."""
+    mean, cov = color_stats(picture, mask)
+    centred = picture.reshape(3, -1).double() - mean
+    distance = (centred * torch.linalg.solve(cov, centred)).sum(0)
+    inliers = mask.reshape(-1).double() * (distance < spread**2)
+    return color_stats(picture, inliers) if float(inliers.sum()) >= 16 else (mean, cov)
+
+
+#: How much of the colour strength each region takes: the face's parts fully, the background half.
+COLOR_REGIONS = {"skin": 1.0, "hair": 1.0, "mouth": 1.0, "brows": 1.0, "eyes": 0.5, "background": 0.5}
 
 
 def cartoon_colors(
@@ -36,9 +46,10 @@ def cartoon_colors(
     style_masks: dict[str, np.ndarray],
     strength: float,
 ) -> np.ndarray:
-    """Skin and hair recoloured to the style's skin and hair palettes."""
-    for region in ("skin", "hair"):
-        image = region_color_transfer(image, masks[region], style, style_masks[region], strength)
+    """Each region recoloured to the same region's palette in the style (skin to skin, lips to lips, hair to hair)."""
+    for region, share in COLOR_REGIONS.items():
+        if region in masks and region in style_masks:
+            image = region_color_transfer(image, masks[region], style, style_masks[region], strength * share)
     return image
 
 
@@ -77,17 +88,13 @@ def cartoon_finish(
     return out
 
 
-def restore_face_detail(
-    image: np.ndarray, photo: np.ndarray, mask: np.ndarray, amount: float, colour: float = 0.0
-) -> np.ndarray:
-    """Bring back `amount` (0..1) of the photo's luminance structure inside `mask`, and `colour` (0..1) of its
-    colours (chroma).
+def restore_face_detail(image: np.ndarray, photo: np.ndarray, mask: np.ndarray, amount: float) -> np.ndarray:
+    """Bring back `amount` (0..1) of the photo's luminance structure inside `mask`, keeping the painted colours.
 
     The photo's luminance is first shifted to the result's mean under the mask, so the face keeps the painted
-    brightness and regains the shapes and shading (eye lids, nostrils, lips) that identity needs; with
-    `colour` 0 the painted palette is kept as well.
+    brightness and palette and regains the shapes and shading (eye lids, nostrils, lips) that identity needs.
     """
-    if (amount <= 0 and colour <= 0) or mask.sum() < 16:
+    if amount <= 0 or mask.sum() < 16:
         return image
     m = torch.from_numpy(np.clip(mask, 0, 1).astype(np.float64))
     out_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
@@ -96,8 +103,7 @@ def restore_face_detail(
     total = m.sum()
     mean_o, mean_r = (out_ycc[0] * m).sum() / total, (ref_ycc[0] * m).sum() / total
     luma = out_ycc[0] + amount * m * (ref_ycc[0] - mean_r + mean_o - out_ycc[0])
-    chroma = out_ycc[1:] + colour * m * (ref_ycc[1:] - out_ycc[1:])
-    restored = ycc_to_rgb(torch.cat([luma[None], chroma]))
+    restored = ycc_to_rgb(torch.cat([luma[None], out_ycc[1:]]))
     return np.clip(restored.permute(1, 2, 0).numpy(), 0, 1)
 
 

@@ -72,6 +72,9 @@ def head_classes(
     where = candidates > 0
     pixels = image[where]
     logs = np.stack([_log_density(pixels, px) for px in (hair_px, skin_px, background_px)])
+    # Hair must look like the crown's hair, not only more like it than like skin or the wall behind: a dark shirt
+    # or a shadow is not hair (its colour is rarer under the hair model than the crown's own 5th percentile).
+    logs[0] = np.where(logs[0] < np.percentile(_log_density(hair_px, hair_px), 5), -np.inf, logs[0])
     probs = np.exp(logs - logs.max(0))
     probs /= probs.sum(0)
     out = []
@@ -81,6 +84,14 @@ def head_classes(
         smooth = Image.fromarray((full * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
         out.append(np.asarray(smooth, dtype=np.float32) / 255.0)
     return out[0], out[1]
+
+
+def _neck(size: tuple[int, int], chin: np.ndarray, cx: float, face_w: float) -> np.ndarray:
+    """A soft column under the chin, a little narrower than the face (long hair falls beside it, not in front)."""
+    cols, rows = np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32)
+    across = np.clip((0.4 * face_w - np.abs(cols - cx)) / (0.15 * face_w), 0, 1)
+    down = np.clip((rows - chin[1]) / (0.15 * face_w), 0, 1)
+    return down[:, None] * across[None, :]
 
 
 def region_masks(
@@ -115,7 +126,7 @@ def region_masks(
         classes = head_classes(image, skin, crown * (1 - face), outside, candidates, 0.03 * face_w)
         if classes is not None:
             hair_p, skin_p = classes
-            head_a = wide * hair_p
+            head_a = wide * hair_p * (1 - _neck(size, lm[8], cx, face_w))  # a collar under the chin is not hair
             face = np.clip(face + candidates * skin_p, 0, 1)  # the forehead up to the hairline, the neck
 
     parts = {"eyes": eyes, "brows": brows * (1 - eyes), "nose": nose, "mouth": mouth}

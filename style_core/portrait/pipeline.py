@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -46,6 +46,41 @@ def _to_image(arr: np.ndarray) -> Image.Image:
     return Image.fromarray((arr * 255 + 0.5).clip(0, 255).astype(np.uint8))
 
 
+MIN_REGION_SHARE = 0.002  # a region under this share of its picture has no statistics worth matching
+STAND_INS = {"hair": ("background", "skin"), "background": ("hair", "skin")}
+
+
+def matched_regions(
+    content: dict[str, np.ndarray], styles: list[dict[str, np.ndarray]]
+) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]:
+    """Drop the regions that a picture lacks (a style without hair, a close-up with no background), so no region is
+    matched to empty statistics (whose normaliser would make it outweigh everything else); the photo's pixels of a
+    dropped region join a stand-in (hair and background stand in for each other, then skin)."""
+
+    def present(masks: dict[str, np.ndarray], region: str) -> bool:
+        return float(masks[region].mean()) >= MIN_REGION_SHARE
+
+    content, styles = dict(content), [dict(m) for m in styles]
+    for region, stand_ins in STAND_INS.items():
+        if all(present(m, region) for m in [content, *styles]):
+            continue
+        for other in stand_ins:
+            if other in content and all(present(m, other) for m in styles):
+                content[other] = content[other] + content[region]
+                break
+        del content[region]
+        for m in styles:
+            m.pop(region, None)
+    return content, styles
+
+
+def face_scale(face: Face, photo: Image.Image, style_face: Face, style: Image.Image) -> float:
+    """How much larger (relative to its picture) the photo's face is than the style's: the style picture drawn at
+    this many times the photo's size shows its face as wide as the photo's (clamped to 0.5-3)."""
+    photo_share, style_share = face.width / max(photo.size), style_face.width / max(style.size)
+    return float(np.clip(photo_share / max(style_share, 1e-6), 0.5, 3.0))
+
+
 def _tensors(masks: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {r: torch.from_numpy(m) for r, m in masks.items()}
 
@@ -80,35 +115,64 @@ def stylize_portrait(
     face = faces[min(config.face_index, len(faces) - 1)]
     note = f"{len(faces)} faces found; used face {min(config.face_index, len(faces) - 1) + 1}" if len(faces) > 1 else ""
 
-    work = resize_long_side(content_img, config.size)
-    lm = face.landmarks * (work.width / content_img.width)
-    target = target_landmarks(lm, style_faces[0].landmarks, config.warp_strength, config.cartoon)
-    warped = warp_to_landmarks(work, lm, target)
-    lm = target
-    face_width = float(np.ptp(lm[:17, 0]))
-    masks = region_masks(warped.size, lm, image=_unit(warped))
-    painted_from, flat = surface_content(_unit(warped), masks, face_width, config.flatten)
-    style_sets = [_style_masks(img, f) for img, f in zip(style_imgs, style_faces)]
-    guidance = Guidance(
-        content_masks=_tensors(masks),
-        style_masks=[_tensors(m) for m, _ in style_sets],
-        region_weights=STYLE_REGION_WEIGHTS,
-        content_weight_map=torch.from_numpy(content_weight_map(masks, config.keep_face))[None, None],
+    plan = plan_portrait(content_img, style_imgs, face, style_faces, config)
+    frames = engine.run(
+        plan.canvas, style_imgs, plan.config, backbone=backbone, guidance=plan.guidance, should_stop=should_stop
     )
-    # The style's palette before painting too, so the content loss does not pull the colours back to the photo's.
-    style_masks, style_small = style_sets[0]
-    canvas = _to_image(cartoon_colors(painted_from, masks, _unit(style_small), style_masks, config.region_colors))
-    frames = engine.run(canvas, style_imgs, config, backbone=backbone, guidance=guidance, should_stop=should_stop)
     for frame in frames:
         if not frame.is_final:
             yield frame
             continue
-        image = _finish(frame.image, masks, style_sets[0], config, face_width)
-        image = _background(image, masks, warped, flat, config.background)
-        reference = _to_image(flat if config.flatten > 0 else _unit(warped))  # structure, not skin texture
-        image, distance = _guard_identity(image, reference, masks, content_img, face, config.identity_target)
+        image = _finish(frame.image, plan.masks, plan.style_sets[0], config, plan.face_width)
+        image = _background(image, plan.masks, plan.warped, plan.flat, config.background)
+        image, distance = _guard_identity(image, plan, content_img, face, config.identity_target)
         message = "; ".join(m for m in (frame.message, note, describe_identity(distance)) if m)
         yield replace(frame, image=image, identity=distance, message=message)
+
+
+@dataclass
+class PortraitPlan:
+    """Everything portrait mode prepares before painting, in the painting's pixels."""
+
+    warped: Image.Image  # the photo at the output size, in cartoon proportions
+    flat: np.ndarray  # its flattened surface (H, W, 3) in [0, 1]
+    canvas: Image.Image  # what the engine keeps content from and starts at
+    masks: dict[str, np.ndarray]
+    style_sets: list[tuple[dict[str, np.ndarray], Image.Image]]  # per style picture: masks and the picture
+    guidance: Guidance
+    config: StyleConfig  # the run's config, the style picture scaled to the photo's face size
+    face_width: float
+    landmarks: np.ndarray  # the photo's face at the output size
+    target: np.ndarray  # where the warp moved them
+
+
+def plan_portrait(
+    content: Image.Image, styles: list[Image.Image], face: Face, style_faces: list[Face | None], config: StyleConfig
+) -> PortraitPlan:
+    """Warp to cartoon proportions, segment, flatten and recolour the photo, and build the engine's guidance."""
+    work = resize_long_side(content, config.size)
+    lm = face.landmarks * (work.width / content.width)
+    target = target_landmarks(lm, style_faces[0].landmarks, config.warp_strength, config.cartoon)
+    warped = warp_to_landmarks(work, lm, target)
+    face_width = float(np.ptp(target[:17, 0]))
+    masks = region_masks(warped.size, target, image=_unit(warped))
+    painted_from, flat = surface_content(_unit(warped), masks, face_width, config.flatten)
+    style_sets = [_style_masks(img, f) for img, f in zip(styles, style_faces)]
+    content_masks, style_masks = matched_regions(masks, [m for m, _ in style_sets])
+    guidance = Guidance(
+        content_masks=_tensors(content_masks),
+        style_masks=[_tensors(m) for m in style_masks],
+        region_weights=STYLE_REGION_WEIGHTS,
+        content_weight_map=torch.from_numpy(content_weight_map(masks, config.keep_face))[None, None],
+    )
+    # The style's palette before painting too, so the content loss does not pull the colours back to the photo's.
+    first_masks, first_style = style_sets[0]
+    canvas = _to_image(cartoon_colors(painted_from, masks, _unit(first_style), first_masks, config.region_colors))
+    # The style picture at the scale where its face is as wide as the photo's: textures match at the same size.
+    scale = config.style_scale * face_scale(face, content, style_faces[0], styles[0])
+    return PortraitPlan(
+        warped, flat, canvas, masks, style_sets, guidance, config.replace(style_scale=scale), face_width, lm, target
+    )
 
 
 def _background(
@@ -125,34 +189,35 @@ def _background(
     return _to_image(_unit(image) * (1 - keep) + source * keep)
 
 
-# (detail, colour) restored at each step: the photo's shapes first, its colours only as a last resort.
-IDENTITY_STEPS = ((0.2, 0.0), (0.4, 0.0), (0.6, 0.0), (0.8, 0.0), (1.0, 0.0), (1.0, 0.5), (1.0, 1.0))
+# (geometry, detail) restored at each step: the flattened photo's facial structure (luminance of eyes, brows, nose,
+# mouth; half of it on the skin), then part of the way back to the photo's own proportions. Never its skin texture
+# (the reference is the flattened photo) and never its colours.
+IDENTITY_STEPS = ((0.0, 0.25), (0.0, 0.5), (0.5, 0.5), (0.5, 0.75), (1.0, 0.75), (1.0, 1.0))
 DETAIL_GAINS = {"eyes": 1.0, "brows": 1.0, "nose": 1.0, "mouth": 1.0, "skin": 0.5}
 
 
 def _guard_identity(
-    image: Image.Image,
-    photo: Image.Image,
-    masks: dict[str, np.ndarray],
-    content: Image.Image,
-    face: Face,
-    target: float,
+    image: Image.Image, plan: PortraitPlan, content: Image.Image, face: Face, target: float
 ) -> tuple[Image.Image, float | None]:
-    """Measure identity; above `target`, restore the photo's facial detail in steps until it is within it.
+    """Measure identity against the original photo; above `target`, restore structure in steps until it is within.
 
     The score decides, not a fixed amount: a result that already reads as the person is left as painted.
     """
-    reference_descriptor = descriptor(content, face)  # scored against up to eight candidates below
+    reference_descriptor = descriptor(content, face)  # scored against up to seven candidates below
     distance = identity_distance(content, image, face, reference_descriptor)
     if target <= 0 or (distance is not None and distance <= target):
         return image, distance  # (no face found in the result at all: the restoring steps may bring it back)
     size = image.size
-    mask = sum(g * _resized(masks[r], size) for r, g in DETAIL_GAINS.items())
-    painted, reference = _unit(image), _unit(photo.resize(size, Image.Resampling.BICUBIC))
+    scale = size[0] / plan.warped.width
+    mask = sum(g * _resized(plan.masks[r], size) for r, g in DETAIL_GAINS.items())
+    structure = plan.flat if plan.config.flatten > 0 else _unit(plan.warped)
+    reference = _unit(_to_image(structure).resize(size, Image.Resampling.BICUBIC))
     best = (distance if distance is not None else math.inf, image)
-    for amount, colour in IDENTITY_STEPS:
-        restored = restore_face_detail(painted, reference, mask, amount, colour)
-        candidate = _to_image(restored)
+    for geometry, amount in IDENTITY_STEPS:
+        candidate = _to_image(restore_face_detail(_unit(image), reference, mask, amount))
+        if geometry > 0:  # move the painted face part of the way back to the photo's own landmarks
+            toward = plan.target + geometry * (plan.landmarks - plan.target)
+            candidate = warp_to_landmarks(candidate, plan.target * scale, toward * scale)
         d = identity_distance(content, candidate, face, reference_descriptor)
         if d is not None and d < best[0]:
             best = (d, candidate)
