@@ -35,8 +35,9 @@ def robust_color_stats(picture: torch.Tensor, mask: torch.Tensor, spread: float 
     return color_stats(picture, inliers) if float(inliers.sum()) >= 16 else (mean, cov)
 
 
-#: How much of the colour strength each region takes: the face's parts fully, the background half.
-COLOR_REGIONS = {"skin": 1.0, "hair": 1.0, "mouth": 1.0, "brows": 1.0, "eyes": 0.5, "background": 0.5}
+#: How much of the colour strength each region takes: the head fully, the eyes half; the scene and clothes keep
+#: their own colours (a dark suit painted in a light-walled style's palette turned pale grey).
+COLOR_REGIONS = {"skin": 1.0, "hair": 1.0, "mouth": 1.0, "brows": 1.0, "eyes": 0.5}
 
 
 def cartoon_colors(
