@@ -257,3 +257,47 @@ def test_identity_guard_geometry_step_moves_the_eyes_back_toward_the_photo(monke
     pipeline._guard_identity(img, plan, photo, None, 0.45)
     dark = [int((np.asarray(c.convert("L")) < 80).sum()) for c in seen[1:]]  # [0] is the painting itself
     assert dark[-1] < 0.85 * dark[0]  # the full geometry step: eyes back near the photo's (smaller) size
+
+
+def test_regions_a_picture_lacks_are_not_matched_to_empty_statistics():
+    from style_core.portrait.pipeline import matched_regions
+
+    full = {r: np.full((10, 10), 1 / len(REGIONS), np.float32) for r in REGIONS}
+    bald_style = {**full, "hair": np.zeros((10, 10), np.float32)}  # a style with no hair at all
+    content, (style,) = matched_regions(full, [bald_style])
+    assert "hair" not in content and "hair" not in style
+    assert np.allclose(content["background"], 2 / len(REGIONS))  # the photo's hair is painted as background
+    assert np.allclose(sum(content.values()), 1.0)  # every pixel still belongs somewhere
+    same, (same_style,) = matched_regions(full, [full])
+    assert set(same) == set(REGIONS) == set(same_style)
+
+
+def test_background_kept_from_the_photo_or_flattened():
+    from style_core.portrait.pipeline import _background
+
+    h, w = 40, 60
+    painted = Image.new("RGB", (w, h), (250, 0, 0))
+    photo = Image.fromarray((np.random.default_rng(0).random((h, w, 3)) * 255).astype(np.uint8))
+    background = np.zeros((h, w), np.float32)
+    background[:, :20] = 1.0
+    masks = {r: np.zeros((h, w), np.float32) for r in REGIONS}
+    masks["background"], masks["skin"] = background, 1 - background
+    flat = np.full((h, w, 3), 0.5)
+    assert _background(painted, masks, photo, flat, "painted") is painted
+    kept = np.asarray(_background(painted, masks, photo, flat, "photo")).astype(int)
+    assert np.abs(kept[:, :20] - np.asarray(photo).astype(int)[:, :20]).max() <= 1  # the photo's own pixels
+    assert (kept[:, 30:] == (250, 0, 0)).all()  # the person stays painted
+    simplified = np.asarray(_background(painted, masks, photo, flat, "flat")).astype(int)
+    assert np.abs(simplified[:, :20] - 128).max() <= 2 and (simplified[:, 30:] == (250, 0, 0)).all()
+
+
+def test_style_face_drawn_at_the_photos_face_size():
+    from style_core.portrait.faces import Face
+    from style_core.portrait.pipeline import face_scale
+
+    lm = synthetic_landmarks()
+    photo, style = Image.new("RGB", (400, 400)), Image.new("RGB", (1000, 800))
+    big = Face((100, 100, 300, 300), lm, "hog")  # half the photo's width
+    small = Face((400, 300, 500, 400), lm, "hog")  # a tenth of the style's
+    assert face_scale(big, photo, small, style) == pytest.approx(3.0)  # 5x, clamped to 3
+    assert face_scale(Face((0, 0, 40, 40), lm, "hog"), photo, small, style) == pytest.approx(1.0)
