@@ -212,9 +212,9 @@ def _guard_identity(
     mask = sum(g * _resized(plan.masks[r], size) for r, g in DETAIL_GAINS.items())
     structure = plan.flat if plan.config.flatten > 0 else _unit(plan.warped)
     reference = _unit(_to_image(structure).resize(size, Image.Resampling.BICUBIC))
-    best = (distance if distance is not None else math.inf, image)
+    best, painted = (distance if distance is not None else math.inf, image), _unit(image)
     for geometry, amount in IDENTITY_STEPS:
-        candidate = _to_image(restore_face_detail(_unit(image), reference, mask, amount))
+        candidate = _to_image(restore_face_detail(painted, reference, mask, amount))
         if geometry > 0:  # move the painted face part of the way back to the photo's own landmarks
             toward = plan.target + geometry * (plan.landmarks - plan.target)
             candidate = warp_to_landmarks(candidate, plan.target * scale, toward * scale)
