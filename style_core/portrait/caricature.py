@@ -26,11 +26,6 @@ JAW_ROUNDING = 0.5  # the jaw's corners move this far toward a circle through it
 BROW_LIFT = 0.05  # brows move up, making room for the eyes and a taller forehead
 
 
-def _scale_about(points: np.ndarray, sx: float, sy: float, centre: np.ndarray | None = None) -> np.ndarray:
-    c = points.mean(0) if centre is None else centre
-    return c + (points - c) * np.array([sx, sy])
-
-
 def _face_frame(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """The face's own axes: a unit vector along the eye line, one down the face, and the brow-to-chin height."""
     across = lm[EYE_L].mean(0) - lm[EYE_R].mean(0)

@@ -155,8 +155,9 @@ def plan_portrait(
     target = target_landmarks(lm, style_faces[0].landmarks, config.warp_strength, config.cartoon)
     warped = warp_to_landmarks(work, lm, target)
     face_width = float(np.ptp(target[:17, 0]))
-    masks = region_masks(warped.size, target, image=_unit(warped))
-    painted_from, flat = surface_content(_unit(warped), masks, face_width, config.flatten)
+    photo = _unit(warped)
+    masks = region_masks(warped.size, target, image=photo)
+    painted_from, flat = surface_content(photo, masks, face_width, config.flatten)
     style_sets = [_style_masks(img, f) for img, f in zip(styles, style_faces)]
     content_masks, style_masks = matched_regions(masks, [m for m, _ in style_sets])
     guidance = Guidance(
