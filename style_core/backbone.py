@@ -93,6 +93,7 @@ class VGGFeatures(nn.Module):
             if missing:
                 raise ValueError(f"the weights lack features.{missing[0]} for {arch}")
             self.features.load_state_dict({k: src[k] for k in wanted})
+        self.channels_last = False  # set on low-precision twins (see low_precision_copy)
         self.requires_grad_(False)
         self.eval()
 
@@ -101,6 +102,8 @@ class VGGFeatures(nn.Module):
         out: dict[str, torch.Tensor] = {}
         x = self.normalize(x)  # in the input's precision (float32)
         x = x.to(self.features[0].weight.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         for name, module in zip(self.names, self.features):
             x = module(x)
             if name in wanted:
@@ -114,9 +117,13 @@ def low_precision_copy(net: VGGFeatures, dtype: torch.dtype = torch.bfloat16) ->
 
     What autocast computes, without autocast re-casting every weight at every step: its cast cache lives only as
     long as one `with autocast()` block, and on a CPU at small sizes the casts cost more than the convolutions.
+    The twin runs channels-last: oneDNN's bf16 (AMX) convolutions work in that layout, so pictures and gradients
+    are not reordered around every layer (measured on this 2-core CPU at 256 px: a fifth less time per run, the
+    same numbers).
     """
     twin = copy.deepcopy(net)
-    twin.features.to(dtype)
+    twin.features.to(dtype=dtype, memory_format=torch.channels_last)
+    twin.channels_last = True
     return twin
 
 

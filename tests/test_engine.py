@@ -1,3 +1,4 @@
+import copy
 import time
 
 import numpy as np
@@ -68,6 +69,23 @@ def test_optimizers_and_losses_reduce_the_style_loss(
     assert next(run_net.features.parameters()).dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
     frames = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
     assert frames[-1].losses["style"] < 0.5 * frames[0].losses["style"]
+
+
+def test_low_precision_twin_runs_channels_last_with_the_same_features(tiny_net):
+    """The bf16 twin keeps its convolutions channels-last (no reorders around oneDNN's AMX kernels); the features
+    are those of the same bf16 network in the default layout, and gradients still reach an NCHW picture."""
+    from style_core.backbone import low_precision_copy
+
+    twin = low_precision_copy(tiny_net)
+    plain = copy.deepcopy(tiny_net)
+    plain.features.to(torch.bfloat16)
+    assert twin.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, 48, 40, requires_grad=True)
+    a, b = twin(x), plain(x.detach())
+    for name in b:
+        assert torch.allclose(a[name].float(), b[name].float(), rtol=2e-2, atol=2e-2)
+    sum(v.float().pow(2).mean() for v in a.values()).backward()
+    assert x.grad is not None and x.grad.is_contiguous() and torch.isfinite(x.grad).all()
 
 
 def test_seed_makes_cpu_runs_reproducible(tiny_net, tiny_config, content_img, style_img):
