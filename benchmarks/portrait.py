@@ -4,13 +4,16 @@ For each photo (brad_pitt, 077417, unsplash-rDEOVtE7vOs) and style face (an anim
 `anchors/077436_vtoonify_d.jpg`, and a 2-D drawing, `Cartoons_00003_01.jpg`) it paints the photo in plain mode
 (`balanced`) and in portrait mode (`pixar-portrait`) and prints look.py's four numbers and the time of each. With
 `--anchors` it also paints VToonify's own three input photos with the animated-film face and prints VToonify's
-numbers beside ours (the same photo, the same style face, look.py on both). A contact sheet goes to
+numbers beside ours (the same photo, the same style face, look.py on both). With `--unseen` it also paints a
+face and a still that nothing was tuned on: the astronaut portrait (Eileen Collins, NASA, public domain) that ships
+inside scikit-image's wheel (fetched with `pip download` when the package is missing), with the animated-film face
+and with the project's own generated cartoon face (`examples/content_generated_face.png`). A contact sheet goes to
 benchmarks/out/portrait_contact_sheet.png: photo | plain | portrait | VToonify where one exists.
 
 Targets (issue #13): with the animated-film face, identity <= 0.5, eyes_x >= 1.15, skin_x <= 0.5, style_x <= 0.4 on
 every pair; with Cartoons_00003, identity <= 0.5 and style_x <= 0.5.
 
-    python benchmarks/portrait.py [--size 384] [--anchors] [--json]
+    python benchmarks/portrait.py [--size 384] [--anchors] [--unseen] [--json]
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from collections import deque
 from pathlib import Path
 
@@ -43,6 +49,24 @@ TARGETS = {
     "cartoon": {"identity": ("<=", 0.5), "style_x": ("<=", 0.5)},
 }
 TILE = 220
+GENERATED_STILL = Path(__file__).resolve().parents[1] / "examples" / "content_generated_face.png"
+SKIMAGE_WHEEL = "scikit-image==0.26.0"
+
+
+def astronaut() -> Image.Image:
+    """A portrait nothing here was tuned on (NASA, public domain), from scikit-image's data, installed or not."""
+    cached = OUT / "astronaut.png"
+    if not cached.exists():
+        spec = importlib.util.find_spec("skimage")
+        if spec is not None:
+            cached.write_bytes((Path(spec.submodule_search_locations[0]) / "data" / "astronaut.png").read_bytes())
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, SKIMAGE_WHEEL]
+                subprocess.run(cmd, check=True)
+                wheel = next(Path(tmp).glob("*.whl"))
+                cached.write_bytes(zipfile.ZipFile(wheel).read("skimage/data/astronaut.png"))
+    return load_image(cached)
 
 
 def load_look():
@@ -102,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--anchors", action="store_true", help="also paint VToonify's inputs and compare")
+    parser.add_argument("--unseen", action="store_true", help="also paint a face and a still nothing was tuned on")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     look = load_look()
@@ -121,6 +146,22 @@ def main() -> None:
             row["meets_targets"] = meets(row["portrait"], TARGETS[style_name])
             rows.append(row)
             sheet_rows.append(tiles + [label(style, style_path.name)])
+            print(json.dumps(row), flush=True)
+    if args.unseen:
+        OUT.mkdir(exist_ok=True)
+        photo = astronaut()
+        photo_look = look.measure(photo)
+        for style_name, style_path in (("toon", TOON), ("cartoon", GENERATED_STILL)):
+            style = load_image(style_path)
+            image, seconds = paint(photo, style, "pixar-portrait", args.size)
+            row = {"photo": "astronaut (scikit-image)", "style": style_path.name}
+            row["portrait"] = {**measure(look, photo_look, look.measure(style), image), "s": seconds}
+            row["meets_targets"] = meets(row["portrait"], TARGETS[style_name])
+            rows.append(row)
+            sheet_rows.append(
+                [label(photo, "astronaut"), label(image, f"portrait: {short(row['portrait'])}"),
+                 label(style, style_path.name)]
+            )
             print(json.dumps(row), flush=True)
     if args.anchors:
         for stem, style_path in ANCHOR_PAIRS.items():
