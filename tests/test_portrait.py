@@ -69,30 +69,6 @@ def test_hair_is_told_from_the_background_by_colour():
     assert by_colour["hair"][crown] > 0.8
 
 
-def test_sunlit_long_hair_beside_the_face_is_hair_and_a_loose_dark_patch_is_not():
-    """Long hair lighter at its ends (nearer skin than the crown's colour) falls beside the cheeks: it is hair, not
-    skin; a dark patch of the crown's colour that does not join the hair (a strap, a shadow) is not hair."""
-    lm = synthetic_landmarks(cx=150, cy=170)
-    h, w = 340, 300
-    yy, xx = np.mgrid[0:h, 0:w]
-    image = np.empty((h, w, 3))
-    image[:] = (0.55, 0.6, 0.7)  # a grey-blue wall
-    cap = ((xx - 150) / 80.0) ** 2 + ((yy - 120) / 85.0) ** 2 < 1
-    image[cap] = (0.25, 0.15, 0.1)  # dark crown
-    sides = (np.abs(xx - 150) > 62) & (np.abs(xx - 150) < 85) & (yy > 120) & (yy < 290)
-    image[sides] = (0.5, 0.32, 0.22)  # sunlit ends, a warm light brown
-    patch = (np.abs(xx - 262) < 6) & (np.abs(yy - 215) < 10)
-    image[patch] = (0.25, 0.15, 0.1)
-    face = region_masks((w, h), lm)
-    skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
-    image[skin & ~sides] = (0.85, 0.65, 0.55)
-    image = np.clip(image + np.random.default_rng(0).normal(0, 0.04, image.shape), 0, 1)  # a photo's grain
-    masks = region_masks((w, h), lm, image=image)
-    beside_jaw = (230, 150 - 74)  # (row, col): left of the jaw, in the light-brown ends
-    assert masks["hair"][beside_jaw] > 0.6 and masks["skin"][beside_jaw] < 0.2
-    assert masks["hair"][215, 262] < 0.2
-
-
 def test_content_weight_map_favours_features():
     lm = synthetic_landmarks()
     masks = region_masks((200, 240), lm)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from scipy import ndimage
 
 REGIONS = ("skin", "eyes", "brows", "nose", "mouth", "hair", "background")
 JAW, BROW_R, BROW_L = slice(0, 17), slice(17, 22), slice(22, 27)
@@ -56,23 +55,12 @@ def _log_density(pixels: np.ndarray, samples: np.ndarray) -> np.ndarray:
 
 
 def head_classes(
-    image: np.ndarray,
-    skin: np.ndarray,
-    crown: np.ndarray,
-    outside: np.ndarray,
-    candidates: np.ndarray,
-    blur: float,
-    skin_allowed: np.ndarray | None = None,
+    image: np.ndarray, skin: np.ndarray, crown: np.ndarray, outside: np.ndarray, candidates: np.ndarray, blur: float
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """P(hair) and P(skin) per pixel of `candidates` (the head's surround) from three colour models: skin sampled on
     the face, background beside the head, hair on the crown above the forehead. Crown pixels that look like the
     face's skin are a high forehead, not hair, and are left out of the hair sample. None when a sample is too small
-    to trust (then the head's outline alone decides).
-
-    Colour alone mistakes hair in the light for skin (a skin model fitted on a shaded face is broad) and a dark
-    collar for hair, so two rules of where things are follow it: beside the cheeks and the neck, where long hair
-    falls (outside `skin_allowed`), only skin as typical as the face's own counts as skin (bare shoulders), and
-    hair only counts where it joins the crown's hair."""
+    to trust (then the head's outline alone decides)."""
     skin_px, background_px = image[skin > 0.5], image[outside > 0.5]
     if len(skin_px) < 50 or len(background_px) < 50:
         return None
@@ -86,27 +74,13 @@ def head_classes(
     logs = np.stack([_log_density(pixels, px) for px in (hair_px, skin_px, background_px)])
     # Hair must look like the crown's hair, not only more like it than like skin or the wall behind: a dark shirt
     # or a shadow is not hair (its colour is rarer under the hair model than the crown's own 5th percentile).
-    # Where skin cannot be (beside the cheeks and the neck), hair only has to look more like hair than the wall:
-    # long hair in the light is rarer under the crown's model than the crown itself, and would be lost to the wall.
-    rare = logs[0] < np.percentile(_log_density(hair_px, hair_px), 5)
-    if skin_allowed is not None:  # there, only skin as typical as the face's own median counts as skin (shoulders)
-        no_skin = (skin_allowed[where] <= 0.5) & (logs[1] < np.median(_log_density(skin_px, skin_px)))
-        logs[1] = np.where(no_skin, -np.inf, logs[1])
-        rare &= ~no_skin
-    logs[0] = np.where(rare, -np.inf, logs[0])
+    logs[0] = np.where(logs[0] < np.percentile(_log_density(hair_px, hair_px), 5), -np.inf, logs[0])
     probs = np.exp(logs - logs.max(0))
     probs /= probs.sum(0)
-    hair = np.zeros(candidates.shape, bool)
-    hair[where] = probs[0] > 0.5
-    reach = ndimage.binary_dilation(hair | (crown > 0.5), iterations=max(1, round(2 * blur)))
-    labels, _ = ndimage.label(reach)
-    joined = np.isin(labels, np.unique(labels[crown > 0.5]))  # hair that reaches the crown; the rest is not hair
     out = []
-    for k, p in enumerate(probs[:2]):
+    for p in probs[:2]:
         full = np.zeros(candidates.shape, np.float32)
         full[where] = p
-        if k == 0:
-            full *= joined
         smooth = Image.fromarray((full * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
         out.append(np.asarray(smooth, dtype=np.float32) / 255.0)
     return out[0], out[1]
@@ -118,16 +92,6 @@ def _neck(size: tuple[int, int], chin: np.ndarray, cx: float, face_w: float) -> 
     across = np.clip((0.4 * face_w - np.abs(cols - cx)) / (0.15 * face_w), 0, 1)
     down = np.clip((rows - chin[1]) / (0.15 * face_w), 0, 1)
     return down[:, None] * across[None, :]
-
-
-def _beside_face(size: tuple[int, int], lm: np.ndarray, face_w: float, face_h: float) -> np.ndarray:
-    """Where long hair falls and skin does not show: beside the cheeks, the jaw and the neck, from the eyes down to
-    the shoulders, outside the face widened a little for the ears."""
-    cx = lm[JAW, 0].mean()
-    ears = _polygon(size, np.column_stack([cx + 1.2 * (lm[JAW, 0] - cx), lm[JAW, 1]]))
-    rows = np.arange(size[1], dtype=np.float32)[:, None]
-    band = (rows >= lm[36:48, 1].mean()) & (rows <= lm[8, 1] + 0.45 * face_h)
-    return (band * (1 - ears)).astype(np.float32)
 
 
 def region_masks(
@@ -159,10 +123,7 @@ def region_masks(
         outside = (1 - wide) * (np.arange(size[1])[:, None] < lm[8, 1])  # beside and above the head, not the body
         skin = face * (1 - np.clip(eyes + brows + mouth, 0, 1))
         candidates = np.clip(wide - face, 0, 1)
-        beside = _beside_face(size, lm, face_w, face_h) * (1 - _neck(size, lm[8], cx, face_w))
-        classes = head_classes(
-            image, skin, crown * (1 - face), outside, candidates, 0.03 * face_w, skin_allowed=1 - beside
-        )
+        classes = head_classes(image, skin, crown * (1 - face), outside, candidates, 0.03 * face_w)
         if classes is not None:
             hair_p, skin_p = classes
             head_a = wide * hair_p * (1 - _neck(size, lm[8], cx, face_w))  # a collar under the chin is not hair
