@@ -88,11 +88,11 @@ def face_crop(face: Face, out_face_px: float) -> Crop:
 
 
 def blend_mask(side: int) -> np.ndarray:
-    """Where a crop's painting counts, (side, side) in [0, 1]: all of the middle, fading out over the outer third
+    """Where a crop's painting counts, (side, side) in [0, 1]: all of the middle, fading out over the outer 40%
     of the radius, nothing in the corners (which a rotated crop would leave ragged)."""
     yy, xx = (np.mgrid[0:side, 0:side] + 0.5) / side - 0.5
     r = np.hypot(xx, yy) / 0.5  # 1 at the middle of each edge
-    t = np.clip((0.95 - r) / 0.35, 0, 1)
+    t = np.clip((0.95 - r) / 0.4, 0, 1)
     return t * t * (3 - 2 * t)
 
 
@@ -110,14 +110,9 @@ def paste(base: Image.Image, painted: Image.Image, crop: Crop, out_per_picture: 
     radius = max(2.0, 0.06 * crop.side * crop.per_px * out_per_picture)  # 6% of the crop's side in the output
     diff = (base_arr - laid) * inside
     low = _blur(diff, radius) / np.maximum(_blur(inside, radius), 1e-3)
-    laid = laid + low * (1 - _core(mask)) * inside
+    laid = laid + low * (1 - mask) * inside
     out = base_arr * (1 - mask) + laid * mask
     return Image.fromarray((out * 255 + 0.5).clip(0, 255).astype(np.uint8))
-
-
-def _core(mask: np.ndarray) -> np.ndarray:
-    """1 where the crop is fully in (the face), easing to 0 toward its rim."""
-    return np.clip(mask * 1.5 - 0.5, 0, 1)
 
 
 def _blur(arr: np.ndarray, radius: float) -> np.ndarray:
