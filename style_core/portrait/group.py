@@ -60,8 +60,11 @@ def paint_faces(
     scores = face_identities(content, faces, base, out_per_picture, crop_scores)
     known = [s for s in scores if s is not None]
     words = "; ".join(f"face {i + 1}: {describe_identity(s)}" for i, s in enumerate(scores))
-    counted = f"{len(faces)} faces painted in portrait mode" if len(faces) > 1 else "the face painted from a crop"
-    message = "; ".join(m for m in (note, f"{counted}, each from its own crop", words) if m)
+    if len(faces) > 1:
+        counted = f"{len(faces)} faces painted in portrait mode, each from its own crop"
+    else:
+        counted = "the face painted from an upright crop of its own (small in the frame, or tilted)"
+    message = "; ".join(m for m in (note, counted, words) if m)
     yield replace(
         frame,
         image=base,
