@@ -453,6 +453,40 @@ def weights_status():
     return f"**Engine:** {text}", gr.Timer(active=text.startswith("Loading"))
 
 
+def _api_number(label: str | None, payload: object) -> object:
+    """A slider's or number box's value from the API: a finite number, or a one-line message naming the control.
+    (Gradio's own check fails on text with a TypeError that reaches the caller as "The upstream Gradio app has
+    raised an exception"; a gr.Error raised in preprocess reaches it as it is.)"""
+    if payload is None:
+        return payload
+    if isinstance(payload, bool) or not isinstance(payload, (int, float)) or not math.isfinite(payload):
+        shown = repr(payload) if len(repr(payload)) <= 40 else repr(payload)[:37] + "..."
+        raise gr.Error(f"{label or 'a number'} must be a finite number (got {shown})", print_exception=False)
+    return payload
+
+
+class CheckedSlider(gr.Slider):
+    """gr.Slider whose API value is checked first (see `_api_number`); the page shows it as a plain slider."""
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "slider"
+
+    def preprocess(self, payload):
+        return super().preprocess(_api_number(self.label, payload))
+
+
+class CheckedNumber(gr.Number):
+    """gr.Number whose API value is checked first (see `_api_number`)."""
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "number"
+
+    def preprocess(self, payload):
+        return super().preprocess(_api_number(self.label, payload))
+
+
 CSS = """
 .run-progress { width: 100%; height: 10px; background: var(--neutral-200); border-radius: 5px; overflow: hidden; }
 .run-bar { height: 100%; background: var(--color-accent); transition: width 0.3s; }
@@ -494,9 +528,9 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                         style2 = gr.Image(label="Style 2", type="filepath", sources=["upload", "clipboard"], height=160)
                         style3 = gr.Image(label="Style 3", type="filepath", sources=["upload", "clipboard"], height=160)
                     with gr.Row():
-                        blend1 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 1")
-                        blend2 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 2")
-                        blend3 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 3")
+                        blend1 = CheckedSlider(0, 1, value=1.0, step=0.05, label="Weight of style 1")
+                        blend2 = CheckedSlider(0, 1, value=1.0, step=0.05, label="Weight of style 2")
+                        blend3 = CheckedSlider(0, 1, value=1.0, step=0.05, label="Weight of style 3")
                 preset_menu = gr.Dropdown([AUTO, *PRESETS], value=initial_preset, label="Preset", elem_id="preset")
                 preset_info = gr.Markdown(AUTO_HELP if initial_preset == AUTO else PRESET_HELP.get(initial_preset, ""))
                 mode_hint = gr.Markdown("", elem_id="mode-hint")
@@ -508,7 +542,7 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     "flat: simplified photo colours; painted: all of it painted",
                     elem_id="background",
                 )
-                style_strength = gr.Slider(
+                style_strength = CheckedSlider(
                     0,
                     10,
                     value=5,
@@ -516,7 +550,7 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     label="Style strength",
                     info="how much of the style picture to paint in (5 = preset)",
                 )
-                keep_face = gr.Slider(
+                keep_face = CheckedSlider(
                     0,
                     10,
                     value=5,
@@ -524,7 +558,7 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     label="Keep-the-face strength",
                     info="how much of your photo's features to keep (5 = preset)",
                 )
-                size = gr.Slider(
+                size = CheckedSlider(
                     64,
                     MAX_SIZE,
                     value=min(make_preset("balanced" if initial_preset == AUTO else initial_preset).size, MAX_SIZE),
@@ -532,7 +566,7 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     label="Output size (long side, px)",
                     elem_id="size",
                 )
-                steps = gr.Slider(
+                steps = CheckedSlider(
                     0,
                     2000,
                     value=0,
@@ -553,13 +587,13 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     with gr.Row():
                         init = gr.Radio(["content", "noise", "blend"], value="content", label="Start from")
                         backbone = gr.Radio(["vgg19", "vgg16"], value="vgg19", label="Network")
-                        seed = gr.Number(value=0, precision=0, label="Seed (-1: random)")
+                        seed = CheckedNumber(value=0, precision=0, label="Seed (-1: random)")
                     with gr.Row():
                         preserve_colors = gr.Checkbox(label="Keep my photo's colours")
                         match_style_colors = gr.Checkbox(label="Recolour the style to my photo's palette first")
                     with gr.Row():
                         pix = make_preset("pixar-portrait")
-                        cartoon = gr.Slider(
+                        cartoon = CheckedSlider(
                             0,
                             1,
                             value=pix.cartoon,
@@ -567,20 +601,20 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                             label="Portrait: cartoon proportions",
                             info="bigger eyes, smaller nose and mouth, rounder chin",
                         )
-                        warp_strength = gr.Slider(
+                        warp_strength = CheckedSlider(
                             0, 1, value=pix.warp_strength, step=0.05, label="Portrait: face shape toward the style's"
                         )
-                        flatten = gr.Slider(
+                        flatten = CheckedSlider(
                             0, 1, value=pix.flatten, step=0.05, label="Portrait: smooth skin (paint from a flat photo)"
                         )
-                        region_colors = gr.Slider(
+                        region_colors = CheckedSlider(
                             0, 1, value=pix.region_colors, step=0.05, label="Portrait: cartoon colours (skin, hair)"
                         )
-                        skin_smoothing = gr.Slider(
+                        skin_smoothing = CheckedSlider(
                             0, 1, value=pix.skin_smoothing, step=0.05, label="Portrait: skin smoothing"
                         )
                     with gr.Row():
-                        face_index = gr.Number(
+                        face_index = CheckedNumber(
                             value=-1, precision=0, label="Portrait: which face (-1 = every face, 0 = the largest)"
                         )
                     extra_json = gr.Code(value="", language="json", label="Other engine settings (JSON)", lines=3)
