@@ -465,26 +465,16 @@ def _api_number(label: str | None, payload: object) -> object:
     return payload
 
 
-class CheckedSlider(gr.Slider):
-    """gr.Slider whose API value is checked first (see `_api_number`); the page shows it as a plain slider."""
+def checked(component: gr.Slider | gr.Number) -> gr.Slider | gr.Number:
+    """The component with its API value checked before gradio's own preprocessing (see `_api_number`). An instance
+    attribute, not a subclass: gradio writes a .pyi file beside any module that subclasses a component."""
+    preprocess = component.preprocess
 
-    @classmethod
-    def get_block_name(cls) -> str:
-        return "slider"
+    def checked_preprocess(payload):
+        return preprocess(_api_number(component.label, payload))
 
-    def preprocess(self, payload):
-        return super().preprocess(_api_number(self.label, payload))
-
-
-class CheckedNumber(gr.Number):
-    """gr.Number whose API value is checked first (see `_api_number`)."""
-
-    @classmethod
-    def get_block_name(cls) -> str:
-        return "number"
-
-    def preprocess(self, payload):
-        return super().preprocess(_api_number(self.label, payload))
+    component.preprocess = checked_preprocess
+    return component
 
 
 CSS = """
@@ -496,14 +486,19 @@ CSS = """
 
 
 def example_rows() -> list[list[str]]:
-    """Pictures the project made itself (see examples/README.md): content photo, style."""
+    """Pictures the project made itself (see examples/README.md): content photo, style, preset. The first row is the
+    point of the app: a face with an animated-film face, in portrait mode."""
     rows = [
-        ["content_generated_face.png", "style_generated_swirls.png"],
-        ["content_generated_face.png", "style_generated_mosaic.png"],
-        ["content_generated_face.png", "style_generated_waves.png"],
+        ["content_generated_face.png", "style_generated_toon_face.png", "pixar-portrait"],
+        ["content_generated_face.png", "style_generated_swirls.png", AUTO],
+        ["content_generated_face.png", "style_generated_mosaic.png", AUTO],
+        ["content_generated_face.png", "style_generated_waves.png", AUTO],
     ]
-    found = [[EXAMPLES / c, EXAMPLES / s] for c, s in rows]
-    return [[str(c), str(s)] for c, s in found if c.exists() and s.exists()]
+    found = [(EXAMPLES / c, EXAMPLES / s, p) for c, s, p in rows]
+    return [[str(c), str(s), p] for c, s, p in found if c.exists() and s.exists()]
+
+
+FIRST_EXAMPLE_RESULT = EXAMPLES / "result_generated_toon_portrait.png"
 
 
 def build_app(initial_preset: str = AUTO) -> gr.Blocks:
@@ -528,9 +523,9 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                         style2 = gr.Image(label="Style 2", type="filepath", sources=["upload", "clipboard"], height=160)
                         style3 = gr.Image(label="Style 3", type="filepath", sources=["upload", "clipboard"], height=160)
                     with gr.Row():
-                        blend1 = CheckedSlider(0, 1, value=1.0, step=0.05, label="Weight of style 1")
-                        blend2 = CheckedSlider(0, 1, value=1.0, step=0.05, label="Weight of style 2")
-                        blend3 = CheckedSlider(0, 1, value=1.0, step=0.05, label="Weight of style 3")
+                        blend1 = checked(gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 1"))
+                        blend2 = checked(gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 2"))
+                        blend3 = checked(gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 3"))
                 preset_menu = gr.Dropdown([AUTO, *PRESETS], value=initial_preset, label="Preset", elem_id="preset")
                 preset_info = gr.Markdown(AUTO_HELP if initial_preset == AUTO else PRESET_HELP.get(initial_preset, ""))
                 mode_hint = gr.Markdown("", elem_id="mode-hint")
@@ -542,37 +537,45 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     "flat: simplified photo colours; painted: all of it painted",
                     elem_id="background",
                 )
-                style_strength = CheckedSlider(
-                    0,
-                    10,
-                    value=5,
-                    step=0.5,
-                    label="Style strength",
-                    info="how much of the style picture to paint in (5 = preset)",
+                style_strength = checked(
+                    gr.Slider(
+                        0,
+                        10,
+                        value=5,
+                        step=0.5,
+                        label="Style strength",
+                        info="how much of the style picture to paint in (5 = preset)",
+                    )
                 )
-                keep_face = CheckedSlider(
-                    0,
-                    10,
-                    value=5,
-                    step=0.5,
-                    label="Keep-the-face strength",
-                    info="how much of your photo's features to keep (5 = preset)",
+                keep_face = checked(
+                    gr.Slider(
+                        0,
+                        10,
+                        value=5,
+                        step=0.5,
+                        label="Keep-the-face strength",
+                        info="how much of your photo's features to keep (5 = preset)",
+                    )
                 )
-                size = CheckedSlider(
-                    64,
-                    MAX_SIZE,
-                    value=min(make_preset("balanced" if initial_preset == AUTO else initial_preset).size, MAX_SIZE),
-                    step=16,
-                    label="Output size (long side, px)",
-                    elem_id="size",
+                size = checked(
+                    gr.Slider(
+                        64,
+                        MAX_SIZE,
+                        value=min(make_preset("balanced" if initial_preset == AUTO else initial_preset).size, MAX_SIZE),
+                        step=16,
+                        label="Output size (long side, px)",
+                        elem_id="size",
+                    )
                 )
-                steps = CheckedSlider(
-                    0,
-                    2000,
-                    value=0,
-                    step=10,
-                    label="Quality (optimizer steps)",
-                    info="more steps: finer detail, longer wait; 0 = the preset's number",
+                steps = checked(
+                    gr.Slider(
+                        0,
+                        2000,
+                        value=0,
+                        step=10,
+                        label="Quality (optimizer steps)",
+                        info="more steps: finer detail, longer wait; 0 = the preset's number",
+                    )
                 )
                 with gr.Accordion("Advanced", open=False):
                     with gr.Row():
@@ -587,35 +590,53 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     with gr.Row():
                         init = gr.Radio(["content", "noise", "blend"], value="content", label="Start from")
                         backbone = gr.Radio(["vgg19", "vgg16"], value="vgg19", label="Network")
-                        seed = CheckedNumber(value=0, precision=0, label="Seed (-1: random)")
+                        seed = checked(gr.Number(value=0, precision=0, label="Seed (-1: random)"))
                     with gr.Row():
                         preserve_colors = gr.Checkbox(label="Keep my photo's colours")
                         match_style_colors = gr.Checkbox(label="Recolour the style to my photo's palette first")
                     with gr.Row():
                         pix = make_preset("pixar-portrait")
-                        cartoon = CheckedSlider(
-                            0,
-                            1,
-                            value=pix.cartoon,
-                            step=0.05,
-                            label="Portrait: cartoon proportions",
-                            info="bigger eyes, smaller nose and mouth, rounder chin",
+                        cartoon = checked(
+                            gr.Slider(
+                                0,
+                                1,
+                                value=pix.cartoon,
+                                step=0.05,
+                                label="Portrait: cartoon proportions",
+                                info="bigger eyes, smaller nose and mouth, rounder chin",
+                            )
                         )
-                        warp_strength = CheckedSlider(
-                            0, 1, value=pix.warp_strength, step=0.05, label="Portrait: face shape toward the style's"
+                        warp_strength = checked(
+                            gr.Slider(
+                                0,
+                                1,
+                                value=pix.warp_strength,
+                                step=0.05,
+                                label="Portrait: face shape toward the style's",
+                            )
                         )
-                        flatten = CheckedSlider(
-                            0, 1, value=pix.flatten, step=0.05, label="Portrait: smooth skin (paint from a flat photo)"
+                        flatten = checked(
+                            gr.Slider(
+                                0,
+                                1,
+                                value=pix.flatten,
+                                step=0.05,
+                                label="Portrait: smooth skin (paint from a flat photo)",
+                            )
                         )
-                        region_colors = CheckedSlider(
-                            0, 1, value=pix.region_colors, step=0.05, label="Portrait: cartoon colours (skin, hair)"
+                        region_colors = checked(
+                            gr.Slider(
+                                0, 1, value=pix.region_colors, step=0.05, label="Portrait: cartoon colours (skin, hair)"
+                            )
                         )
-                        skin_smoothing = CheckedSlider(
-                            0, 1, value=pix.skin_smoothing, step=0.05, label="Portrait: skin smoothing"
+                        skin_smoothing = checked(
+                            gr.Slider(0, 1, value=pix.skin_smoothing, step=0.05, label="Portrait: skin smoothing")
                         )
                     with gr.Row():
-                        face_index = CheckedNumber(
-                            value=-1, precision=0, label="Portrait: which face (-1 = every face, 0 = the largest)"
+                        face_index = checked(
+                            gr.Number(
+                                value=-1, precision=0, label="Portrait: which face (-1 = every face, 0 = the largest)"
+                            )
                         )
                     extra_json = gr.Code(value="", language="json", label="Other engine settings (JSON)", lines=3)
                     gr.Markdown(
@@ -642,7 +663,20 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                 download = gr.File(label="Full-resolution PNG", interactive=False, elem_id="download")
 
         if example_rows():
-            gr.Examples(example_rows(), inputs=[content, style], label="Examples (made by this project)")
+            with gr.Row():
+                with gr.Column(scale=3):
+                    gr.Examples(
+                        example_rows(), inputs=[content, style, preset_menu], label="Examples (made by this project)"
+                    )
+                if FIRST_EXAMPLE_RESULT.exists():
+                    with gr.Column(scale=1, min_width=200):
+                        gr.Image(
+                            str(FIRST_EXAMPLE_RESULT),
+                            label="The first example, painted in portrait mode",
+                            interactive=False,
+                            height=240,
+                            elem_id="first-example-result",
+                        )
 
         components = {
             "content": content,
