@@ -39,7 +39,7 @@ PICTURES = [
 
 def before(img) -> int:
     """The detection as it was: HOG then CNN, upsampled once, on a 640 px copy."""
-    dlib, hog, cnn, predictor, _ = faces._models()
+    dlib, hog, cnn, predictor, _ = faces.load_models()
     small = np.asarray(resize_long_side(img, 640))
     rects = list(hog(small, 1))
     if not rects:
@@ -50,7 +50,7 @@ def before(img) -> int:
 def best(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
-        faces._cache.clear()
+        faces.clear_cache()
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-before", action="store_true")
     args = parser.parse_args()
-    faces._models()
+    faces.load_models()
     worst = 0.0
     for name in PICTURES:
         img = resize_long_side(load_image(SHARED / name), 1024)

@@ -93,7 +93,7 @@ def _pictures():
 GROUP = [_face(100, 120, 0.8), _face(300, 120, 0.8), _face(500, 120, 0.8)]
 
 
-def test_every_face_of_a_group_is_painted_guided_and_scored(monkeypatch, config, net, runs):
+def test_every_face_of_a_group_is_painted_guided_and_scored(monkeypatch, config, net, runs, small_crops):
     photo, style = _pictures()
     _stub_faces(monkeypatch, GROUP, style.size)
     frames = list(stylize(photo, style, config, backbone=net))
@@ -101,7 +101,7 @@ def test_every_face_of_a_group_is_painted_guided_and_scored(monkeypatch, config,
     assert [f.is_final for f in frames].count(True) == 1 and final.is_final
     assert runs[0] == ((60, 24), False)  # the whole picture, plain
     assert [guided for _, guided in runs[1:]] == [True, True, True]  # then each face, its regions matched
-    assert all(size[0] == size[1] >= MIN_FACE_PX for size, _ in runs[1:])  # from crops, each face >= 256 px
+    assert all(size[0] == size[1] >= 2.2 * 64 - 16 for size, _ in runs[1:])  # square crops, each face >= 64 px here
     assert final.image.size == (60, 24)
     assert len(final.identities) == 3 and final.identity is not None
     assert "3 faces painted in portrait mode" in final.message and "face 3:" in final.message
