@@ -116,6 +116,7 @@ def stylize_portrait(
         chosen = faces if config.face_index is None else [faces[min(config.face_index, len(faces) - 1)]]
         if all(is_profile(f) for f in chosen):
             why = "the face is turned too far to the side (profile) for portrait mode, so it was painted in plain mode"
+        turned = sum(is_profile(f) for f in chosen)
         chosen = [f for f in chosen if not is_profile(f)]
     if why:
         yield from _plain(content_img, style_imgs, config, backbone, should_stop, why)
@@ -123,6 +124,8 @@ def stylize_portrait(
     note = ""
     if len(faces) > 1 and config.face_index is not None:
         note = f"{len(faces)} faces found; used face {min(config.face_index, len(faces) - 1) + 1}"
+    if turned:
+        note = "; ".join(n for n in (note, f"{turned} face(s) in profile left as the whole picture paints them") if n)
 
     def paint_one(picture: Image.Image, face: Face, cfg: StyleConfig) -> Iterator[Frame]:
         return _paint_face(picture, style_imgs, face, style_faces, cfg, backbone, should_stop, "")
