@@ -156,3 +156,12 @@ def test_the_handler_answers_a_wrong_parameter_with_a_gradio_error(pictures):
     with pytest.raises(gr.Error) as info:
         list(app.run_stylize(*pictures, preset="balanced", extra_json='{"size": 8192}'))
     assert "has its own parameter" in info.value.message
+
+
+def test_the_background_choice_is_on_the_page_beside_the_preset():
+    demo = app.build_app()
+    radio = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "background")
+    assert radio.choices and [c[1] for c in radio.choices] == ["painted", "flat", "photo"]
+    assert "keep your photo's background" in radio.info
+    config = app.build_config(app.Controls("p.png", "s.png", preset="pixar-portrait", background="photo"))
+    assert config.background == "photo"
