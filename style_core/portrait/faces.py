@@ -76,7 +76,7 @@ def _small(img: Image.Image, long_side: int = DETECT_LONG_SIDE) -> tuple[np.ndar
     return np.ascontiguousarray(np.asarray(img.convert("RGB"))), scale
 
 
-_cache: OrderedDict[tuple[str, bool], list[Face]] = OrderedDict()
+_cache: OrderedDict[tuple[str, bool, int], list[Face]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -99,17 +99,18 @@ def digest(img: Image.Image) -> str:
     return h.hexdigest()
 
 
-def find_faces(img: Image.Image, use_cnn: bool = True) -> list[Face]:
+def find_faces(img: Image.Image, use_cnn: bool = True, upsample: int = 1) -> list[Face]:
     """Faces, largest first: the HOG detector, then the CNN one (which also finds cartoon faces).
 
     Boxes come from small copies (detection is what costs); the landmarks are refined on the full-size picture.
-    Results are cached by content digest, so a picture the upload looked at is not looked at again by the run."""
-    key = (digest(img), use_cnn)
+    Results are cached by content digest, so a picture the upload looked at is not looked at again by the run.
+    `upsample` 0 halves HOG's reach (faces from ~80 px of the 640 px copy) for a quarter of its time."""
+    key = (digest(img), use_cnn, upsample)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return list(_cache[key])
-    faces = _detect(img, use_cnn)
+    faces = _detect(img, use_cnn, upsample)
     with _cache_lock:
         _cache[key] = faces
         while len(_cache) > CACHE_SIZE:
@@ -117,12 +118,12 @@ def find_faces(img: Image.Image, use_cnn: bool = True) -> list[Face]:
     return list(faces)
 
 
-def _detect(img: Image.Image, use_cnn: bool) -> list[Face]:
+def _detect(img: Image.Image, use_cnn: bool, upsample: int) -> list[Face]:
     dlib, hog, cnn, predictor, _ = _models()
     array, scale = _small(img)
     full = np.ascontiguousarray(np.asarray(img.convert("RGB")))
     with _lock:
-        rects, detector = list(hog(array, 1)), "hog"
+        rects, detector = list(hog(array, upsample)), "hog"
         if not rects and use_cnn:
             array, scale = _small(img, CNN_LONG_SIDE)
             rects, detector = [d.rect for d in cnn(array, 0)], "cnn"
