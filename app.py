@@ -523,9 +523,9 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                         style2 = gr.Image(label="Style 2", type="filepath", sources=["upload", "clipboard"], height=160)
                         style3 = gr.Image(label="Style 3", type="filepath", sources=["upload", "clipboard"], height=160)
                     with gr.Row():
-                        blend1 = checked(gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 1"))
-                        blend2 = checked(gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 2"))
-                        blend3 = checked(gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 3"))
+                        blend1 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 1")
+                        blend2 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 2")
+                        blend3 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 3")
                 preset_menu = gr.Dropdown([AUTO, *PRESETS], value=initial_preset, label="Preset", elem_id="preset")
                 preset_info = gr.Markdown(AUTO_HELP if initial_preset == AUTO else PRESET_HELP.get(initial_preset, ""))
                 mode_hint = gr.Markdown("", elem_id="mode-hint")
@@ -537,45 +537,37 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     "flat: simplified photo colours; painted: all of it painted",
                     elem_id="background",
                 )
-                style_strength = checked(
-                    gr.Slider(
-                        0,
-                        10,
-                        value=5,
-                        step=0.5,
-                        label="Style strength",
-                        info="how much of the style picture to paint in (5 = preset)",
-                    )
+                style_strength = gr.Slider(
+                    0,
+                    10,
+                    value=5,
+                    step=0.5,
+                    label="Style strength",
+                    info="how much of the style picture to paint in (5 = preset)",
                 )
-                keep_face = checked(
-                    gr.Slider(
-                        0,
-                        10,
-                        value=5,
-                        step=0.5,
-                        label="Keep-the-face strength",
-                        info="how much of your photo's features to keep (5 = preset)",
-                    )
+                keep_face = gr.Slider(
+                    0,
+                    10,
+                    value=5,
+                    step=0.5,
+                    label="Keep-the-face strength",
+                    info="how much of your photo's features to keep (5 = preset)",
                 )
-                size = checked(
-                    gr.Slider(
-                        64,
-                        MAX_SIZE,
-                        value=min(make_preset("balanced" if initial_preset == AUTO else initial_preset).size, MAX_SIZE),
-                        step=16,
-                        label="Output size (long side, px)",
-                        elem_id="size",
-                    )
+                size = gr.Slider(
+                    64,
+                    MAX_SIZE,
+                    value=min(make_preset("balanced" if initial_preset == AUTO else initial_preset).size, MAX_SIZE),
+                    step=16,
+                    label="Output size (long side, px)",
+                    elem_id="size",
                 )
-                steps = checked(
-                    gr.Slider(
-                        0,
-                        2000,
-                        value=0,
-                        step=10,
-                        label="Quality (optimizer steps)",
-                        info="more steps: finer detail, longer wait; 0 = the preset's number",
-                    )
+                steps = gr.Slider(
+                    0,
+                    2000,
+                    value=0,
+                    step=10,
+                    label="Quality (optimizer steps)",
+                    info="more steps: finer detail, longer wait; 0 = the preset's number",
                 )
                 with gr.Accordion("Advanced", open=False):
                     with gr.Row():
@@ -590,53 +582,35 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     with gr.Row():
                         init = gr.Radio(["content", "noise", "blend"], value="content", label="Start from")
                         backbone = gr.Radio(["vgg19", "vgg16"], value="vgg19", label="Network")
-                        seed = checked(gr.Number(value=0, precision=0, label="Seed (-1: random)"))
+                        seed = gr.Number(value=0, precision=0, label="Seed (-1: random)")
                     with gr.Row():
                         preserve_colors = gr.Checkbox(label="Keep my photo's colours")
                         match_style_colors = gr.Checkbox(label="Recolour the style to my photo's palette first")
                     with gr.Row():
                         pix = make_preset("pixar-portrait")
-                        cartoon = checked(
-                            gr.Slider(
-                                0,
-                                1,
-                                value=pix.cartoon,
-                                step=0.05,
-                                label="Portrait: cartoon proportions",
-                                info="bigger eyes, smaller nose and mouth, rounder chin",
-                            )
+                        cartoon = gr.Slider(
+                            0,
+                            1,
+                            value=pix.cartoon,
+                            step=0.05,
+                            label="Portrait: cartoon proportions",
+                            info="bigger eyes, smaller nose and mouth, rounder chin",
                         )
-                        warp_strength = checked(
-                            gr.Slider(
-                                0,
-                                1,
-                                value=pix.warp_strength,
-                                step=0.05,
-                                label="Portrait: face shape toward the style's",
-                            )
+                        warp_strength = gr.Slider(
+                            0, 1, value=pix.warp_strength, step=0.05, label="Portrait: face shape toward the style's"
                         )
-                        flatten = checked(
-                            gr.Slider(
-                                0,
-                                1,
-                                value=pix.flatten,
-                                step=0.05,
-                                label="Portrait: smooth skin (paint from a flat photo)",
-                            )
+                        flatten = gr.Slider(
+                            0, 1, value=pix.flatten, step=0.05, label="Portrait: smooth skin (paint from a flat photo)"
                         )
-                        region_colors = checked(
-                            gr.Slider(
-                                0, 1, value=pix.region_colors, step=0.05, label="Portrait: cartoon colours (skin, hair)"
-                            )
+                        region_colors = gr.Slider(
+                            0, 1, value=pix.region_colors, step=0.05, label="Portrait: cartoon colours (skin, hair)"
                         )
-                        skin_smoothing = checked(
-                            gr.Slider(0, 1, value=pix.skin_smoothing, step=0.05, label="Portrait: skin smoothing")
+                        skin_smoothing = gr.Slider(
+                            0, 1, value=pix.skin_smoothing, step=0.05, label="Portrait: skin smoothing"
                         )
                     with gr.Row():
-                        face_index = checked(
-                            gr.Number(
-                                value=-1, precision=0, label="Portrait: which face (-1 = every face, 0 = the largest)"
-                            )
+                        face_index = gr.Number(
+                            value=-1, precision=0, label="Portrait: which face (-1 = every face, 0 = the largest)"
                         )
                     extra_json = gr.Code(value="", language="json", label="Other engine settings (JSON)", lines=3)
                     gr.Markdown(
@@ -709,6 +683,9 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
             "background": background,
         }
         inputs = [components[f.name] for f in fields(Controls)]  # a missing or misspelt one fails here, at start
+        for component in inputs:
+            if isinstance(component, (gr.Slider, gr.Number)):
+                checked(component)  # a non-number from the API: one line naming the control
         outputs = [canvas, progress, loss_plot, compare, gallery, settings, download, identity, mode]
         run.click(
             run_stylize,
