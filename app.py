@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import math
 import os
 import shlex
@@ -18,7 +17,7 @@ import time
 import typing
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
 import gradio as gr
@@ -27,13 +26,14 @@ from PIL import Image
 
 from queue_watch import queue_released
 from style_core import PRESETS, ConfigError, ImageError, StyleConfig, StylizeError, stylize, warm_up
+from style_core.api import AUTO, AUTO_HELP, faces_in, number, parse_extra, resolve_preset
 from style_core.cli import UNSET
 from style_core.config import PRESET_HELP, scale_sizes, steps_per_scale
 from style_core.config import preset as make_preset
 from style_core.devices import DeviceError
 from style_core.images import DEFAULT_MAX_BYTES, load_image, resize_long_side
-from style_core.portrait import FaceError, find_faces
 from style_core.portrait.faces import describe_identity
+from style_core.settings import scalar
 from style_core.weights import WeightsError
 
 ROOT = Path(__file__).resolve().parent
@@ -41,6 +41,7 @@ EXAMPLES = ROOT / "examples"
 RESULTS = Path(tempfile.gettempdir()) / "style-studio-results"
 MAX_FILE_MB = int(os.environ.get("STYLE_STUDIO_MAX_FILE_MB", DEFAULT_MAX_BYTES // 2**20))
 MAX_SIZE = int(os.environ.get("STYLE_STUDIO_MAX_SIZE", 1024))
+MAX_STEPS = int(os.environ.get("STYLE_STUDIO_MAX_STEPS", 2000))
 # Temporary files (gradio's cache of uploads and outputs, and RESULTS) live this long; RESULTS also keeps at most
 # RESULTS_KEEP pictures (gradio serves its own copy of each, so these are only the app's handle on them).
 CACHE_S = max(10, int(os.environ.get("STYLE_STUDIO_CACHE_S", 3600)))
@@ -90,7 +91,7 @@ class Controls:
 
     content: str | None  # required in the API, as before (None: the page sent no picture)
     style: str | None
-    preset: str = "balanced"
+    preset: str = AUTO  # decided when the run starts: portrait mode when both pictures show a face
     size: int = 384
     style2: str | None = None
     style3: str | None = None
@@ -112,7 +113,7 @@ class Controls:
     warp_strength: float | None = None  # None: the preset's
     region_colors: float | None = None
     skin_smoothing: float | None = None
-    face_index: int = 0
+    face_index: int = -1  # -1: every face (each painted from its own crop); 0: the largest; 1: the next...
     cartoon: float | None = None  # None: the preset's
     flatten: float | None = None
     background: str | None = None
@@ -152,20 +153,81 @@ def controls_handler(fn: Callable[[Controls, gr.Request | None], Iterator]) -> C
     return handler
 
 
+# The settings that a named parameter sets: "Other engine settings (JSON)" may not set them a second time.
+NAMED_SETTINGS = {
+    "size": "size",
+    "steps": "steps",
+    "style_weight": "style_strength",
+    "content_weight": "keep_face",
+    "keep_face": "keep_face",
+    "style_loss": "style_loss",
+    "optimizer": "optimizer",
+    "pooling": "pooling",
+    "preserve_colors": "preserve_colors",
+    "match_style_colors": "match_style_colors",
+    "init": "init",
+    "seed": "seed",
+    "backbone": "backbone",
+    "style_blend": "blend1, blend2, blend3",
+    "face_index": "face_index",
+    "background": "background",
+    "portrait": "preset",
+    **{k: k for k in PORTRAIT_CONTROLS},
+}
+
+
+def extra_caps() -> dict[str, float]:
+    """The server's caps on what other settings may ask for (the named ones are capped where they are read)."""
+    return {"start_size": MAX_SIZE, "style_scale": 3.0, "lbfgs_history": 200, "checkpoint_every": MAX_STEPS}
+
+
+def checked_controls(c: Controls) -> Controls:
+    """The named parameters checked as numbers in range, so a wrong one is a one-line message (API callers can send
+    anything: text, NaN, a list)."""
+    optional = {k: None if getattr(c, k) is None else number(k, getattr(c, k), 0, 1) for k in PORTRAIT_CONTROLS}
+    seed = c.seed
+    if seed is not None and not (isinstance(seed, float) and math.isnan(seed)):
+        seed = number("seed", seed, -(2**31), 2**31 - 1)
+    texts = ("preset", "style_loss", "optimizer", "pooling", "init", "backbone")
+    words = {k: scalar(k, getattr(c, k), str) for k in texts}
+    if c.background is not None:
+        words["background"] = scalar("background", c.background, str)
+    if c.extra_json is not None and not isinstance(c.extra_json, str):
+        raise ConfigError("extra_json must be JSON text")
+    return replace(
+        c,
+        **words,
+        size=_size(c.size),
+        steps=number("steps", c.steps or 0, 0, MAX_STEPS, whole=True),
+        blend1=number("blend1", c.blend1, 0, 1),
+        blend2=number("blend2", c.blend2, 0, 1),
+        blend3=number("blend3", c.blend3, 0, 1),
+        style_strength=number("style_strength", c.style_strength, 0, 10),
+        keep_face=number("keep_face", c.keep_face, 0, 10),
+        preserve_colors=scalar("preserve_colors", c.preserve_colors, bool),
+        match_style_colors=scalar("match_style_colors", c.match_style_colors, bool),
+        seed=seed,
+        face_index=number("face_index", -1 if c.face_index is None else c.face_index, -1, 99, whole=True),
+        **optional,
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _size(value: object) -> int:
+    if _is_number(value) and value > MAX_SIZE:
+        raise ConfigError(f"size is limited to {MAX_SIZE} px on this server")
+    return number("size", value, 16, MAX_SIZE, whole=True)
+
+
 def build_config(controls: Controls, blend: list[float] | None = None) -> StyleConfig:
     """The engine config from the page's controls (plain-word sliders are multipliers on the preset)."""
+    controls = checked_controls(controls)
     base = make_preset(controls.preset)
-    extra_json = controls.extra_json or ""
-    extra = json.loads(extra_json) if extra_json.strip() else {}
-    if not isinstance(extra, dict):
-        raise ConfigError('other settings must be a JSON object, e.g. {"tv_weight": 20}')
-    unknown = set(extra) - set(StyleConfig.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
+    extra = parse_extra(controls.extra_json, NAMED_SETTINGS, extra_caps())
     size, steps, seed = int(controls.size), controls.steps, controls.seed
-    if size > MAX_SIZE:
-        raise ConfigError(f"size is limited to {MAX_SIZE} px on this server")
     keep = strength_to_multiplier(controls.keep_face)
     portrait = {k: float(getattr(controls, k)) for k in PORTRAIT_CONTROLS if getattr(controls, k) is not None}
     if controls.background:
@@ -185,7 +247,7 @@ def build_config(controls: Controls, blend: list[float] | None = None) -> StyleC
         seed=None if seed is None or (isinstance(seed, float) and math.isnan(seed)) or seed < 0 else int(seed),
         backbone=controls.backbone,
         style_blend=tuple(blend) if blend else None,
-        face_index=max(0, int(controls.face_index or 0)),
+        face_index=None if controls.face_index < 0 else int(controls.face_index),
         **portrait,
         **extra,
     )
@@ -271,8 +333,11 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
 
     engine_held = False
     try:
-        config = build_config(controls, [w for _, w in styles] if len(styles) > 1 else None)
         content_img = load_image(controls.content)
+        chosen, why = resolve_preset(scalar("preset", controls.preset, str), content_img, styles[0][0])
+        controls = replace(controls, preset=chosen)
+        mode = f"**Mode:** {why}"
+        config = build_config(controls, [w for _, w in styles] if len(styles) > 1 else None)
         frames = stylize(content_img, [s for s, _ in styles], config, should_stop=should_stop)
         if not _engine.acquire(timeout=ENGINE_WAIT_S):
             raise gr.Error("The previous run has not ended yet; try again in a moment.")
@@ -294,7 +359,7 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
                 # None, not gr.skip(), for the outputs that carry files: gradio 6.31 answers a skip with a session
                 # copy of the component that its cache cleaner (delete_cache) never sees, so the files the final
                 # frame then writes through it would stay on disk for good.
-                yield (frame.image, progress_html(frame, config), plot, None, None, gr.skip(), None, gr.skip())
+                yield (frame.image, progress_html(frame, config), plot, None, None, gr.skip(), None, gr.skip(), mode)
                 continue
             if frame.message:
                 gr.Info(frame.message)
@@ -306,6 +371,8 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
                 "seconds": round(frame.elapsed, 1),
                 "weights": _weights_status["text"],
                 "identity_distance": frame.identity,
+                "identity_per_face": list(frame.identities),
+                "mode": why,
             }
             yield (
                 frame.image,
@@ -316,11 +383,13 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
                 settings,
                 _save_result(frame.image),
                 identity_text(frame, config),
+                mode,
             )
     except USER_ERRORS as exc:
         raise gr.Error(str(exc)) from None
-    except json.JSONDecodeError as exc:
-        raise gr.Error(f"Other settings are not valid JSON: {exc}") from None
+    except (ValueError, TypeError) as exc:  # a parameter no check foresaw: still one line, never a traceback
+        print(f"Style Studio: refused a run's parameters: {exc!r}")
+        raise gr.Error(f"a parameter could not be used: {str(exc).splitlines()[0][:200]}") from None
     except _Released:
         print(f"Style Studio: a run was cancelled or its client left; it ended at once (session {session[:8]})")
     finally:
@@ -333,6 +402,9 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
 
 def identity_text(frame, config: StyleConfig) -> str:
     """The identity score in plain words (portrait mode), or why there is none."""
+    if len(frame.identities) > 1:
+        each = "; ".join(f"face {i + 1}: {describe_identity(d)}" for i, d in enumerate(frame.identities))
+        return f"**Identity:** {each}"
     if frame.identity is not None:
         return f"**Identity:** {describe_identity(frame.identity)}"
     if config.portrait:
@@ -340,19 +412,22 @@ def identity_text(frame, config: StyleConfig) -> str:
     return "**Identity:** (portrait mode only)"
 
 
-def faces_changed(content: str | None, style: str | None, current: str):
-    """Portrait mode by default when both pictures hold a face; back to balanced when one stops holding one."""
+def faces_hint(content: str | None, style: str | None, current: str) -> str:
+    """What "auto" will do with these pictures, said under the preset menu; the menu itself is never switched (the
+    run decides). The faces found here are cached, so the run does not look for them again."""
     if not content or not style:
-        return gr.skip(), gr.skip()
+        return ""
     try:
-        both = bool(find_faces(load_image(content))) and bool(find_faces(load_image(style)))
-    except (ImageError, FaceError):
-        both = False
-    if both and current == "balanced":
-        return "pixar-portrait", "Faces found in both pictures: **portrait mode** chosen (change it in Preset)."
-    if not both and current == "pixar-portrait":
-        return "balanced", "No face in one of the pictures: plain mode chosen."
-    return gr.skip(), gr.skip()
+        found = faces_in(content, style)
+    except USER_ERRORS:
+        return ""
+    if isinstance(found, str):
+        return f"Portrait mode is not available: {found}."
+    if current != AUTO:
+        return ""
+    if all(found):
+        return "Faces in both pictures: **auto** will paint in **portrait mode**."
+    return "No face in one of the pictures: **auto** will paint in **plain mode**."
 
 
 def request_stop(request: gr.Request) -> None:
@@ -364,10 +439,10 @@ def request_stop(request: gr.Request) -> None:
 
 def preset_changed(name: str):
     """Moving to a preset shows its output size and portrait settings; its step count applies while Quality is 0."""
-    cfg = make_preset(name)
+    cfg = make_preset("balanced" if name == AUTO else name)
     return (
         gr.update(value=min(cfg.size, MAX_SIZE)),
-        PRESET_HELP.get(name, ""),
+        AUTO_HELP if name == AUTO else PRESET_HELP.get(name, ""),
         *(getattr(cfg, k) if cfg.portrait else gr.skip() for k in PORTRAIT_CONTROLS),
     )
 
@@ -376,6 +451,30 @@ def weights_status():
     """The status line; its timer stops polling once the weights are loaded."""
     text = _weights_status["text"]
     return f"**Engine:** {text}", gr.Timer(active=text.startswith("Loading"))
+
+
+def _api_number(label: str | None, payload: object) -> object:
+    """A slider's or number box's value from the API: a finite number, or a one-line message naming the control.
+    (Gradio's own check fails on text with a TypeError that reaches the caller as "The upstream Gradio app has
+    raised an exception"; a gr.Error raised in preprocess reaches it as it is.)"""
+    if payload is None:
+        return payload
+    if isinstance(payload, bool) or not isinstance(payload, (int, float)) or not math.isfinite(payload):
+        shown = repr(payload) if len(repr(payload)) <= 40 else repr(payload)[:37] + "..."
+        raise gr.Error(f"{label or 'a number'} must be a finite number (got {shown})", print_exception=False)
+    return payload
+
+
+def checked(component: gr.Slider | gr.Number) -> gr.Slider | gr.Number:
+    """The component with its API value checked before gradio's own preprocessing (see `_api_number`). An instance
+    attribute, not a subclass: gradio writes a .pyi file beside any module that subclasses a component."""
+    preprocess = component.preprocess
+
+    def checked_preprocess(payload):
+        return preprocess(_api_number(component.label, payload))
+
+    component.preprocess = checked_preprocess
+    return component
 
 
 CSS = """
@@ -387,17 +486,22 @@ CSS = """
 
 
 def example_rows() -> list[list[str]]:
-    """Pictures the project made itself (see examples/README.md): content photo, style."""
+    """Pictures the project made itself (see examples/README.md): content photo, style, preset. The first row is the
+    point of the app: a face with an animated-film face, in portrait mode."""
     rows = [
-        ["content_generated_face.png", "style_generated_swirls.png"],
-        ["content_generated_face.png", "style_generated_mosaic.png"],
-        ["content_generated_face.png", "style_generated_waves.png"],
+        ["content_generated_face.png", "style_generated_toon_face.png", "pixar-portrait"],
+        ["content_generated_face.png", "style_generated_swirls.png", AUTO],
+        ["content_generated_face.png", "style_generated_mosaic.png", AUTO],
+        ["content_generated_face.png", "style_generated_waves.png", AUTO],
     ]
-    found = [[EXAMPLES / c, EXAMPLES / s] for c, s in rows]
-    return [[str(c), str(s)] for c, s in found if c.exists() and s.exists()]
+    found = [(EXAMPLES / c, EXAMPLES / s, p) for c, s, p in rows]
+    return [[str(c), str(s), p] for c, s, p in found if c.exists() and s.exists()]
 
 
-def build_app(initial_preset: str = "balanced") -> gr.Blocks:
+FIRST_EXAMPLE_RESULT = EXAMPLES / "result_generated_toon_portrait.png"
+
+
+def build_app(initial_preset: str = AUTO) -> gr.Blocks:
     with gr.Blocks(title="Style Studio", delete_cache=(min(600, CACHE_S), CACHE_S)) as demo:
         gr.Markdown("# Style Studio\nRepaint a face photo in the style of any picture, and watch it being painted.")
         status = gr.Markdown(f"**Engine:** {_weights_status['text']}")
@@ -422,8 +526,17 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
                         blend1 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 1")
                         blend2 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 2")
                         blend3 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of style 3")
-                preset_menu = gr.Dropdown(list(PRESETS), value=initial_preset, label="Preset")
-                preset_info = gr.Markdown(PRESET_HELP.get(initial_preset, ""))
+                preset_menu = gr.Dropdown([AUTO, *PRESETS], value=initial_preset, label="Preset", elem_id="preset")
+                preset_info = gr.Markdown(AUTO_HELP if initial_preset == AUTO else PRESET_HELP.get(initial_preset, ""))
+                mode_hint = gr.Markdown("", elem_id="mode-hint")
+                background = gr.Radio(
+                    ["painted", "flat", "photo"],
+                    value=make_preset("pixar-portrait").background,
+                    label="Background (portrait mode)",
+                    info="photo: keep your photo's background and paint only the face and hair; "
+                    "flat: simplified photo colours; painted: all of it painted",
+                    elem_id="background",
+                )
                 style_strength = gr.Slider(
                     0,
                     10,
@@ -443,7 +556,7 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
                 size = gr.Slider(
                     64,
                     MAX_SIZE,
-                    value=min(make_preset(initial_preset).size, MAX_SIZE),
+                    value=min(make_preset("balanced" if initial_preset == AUTO else initial_preset).size, MAX_SIZE),
                     step=16,
                     label="Output size (long side, px)",
                     elem_id="size",
@@ -496,10 +609,9 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
                             0, 1, value=pix.skin_smoothing, step=0.05, label="Portrait: skin smoothing"
                         )
                     with gr.Row():
-                        background = gr.Radio(
-                            ["painted", "flat", "photo"], value=pix.background, label="Portrait: background"
+                        face_index = gr.Number(
+                            value=-1, precision=0, label="Portrait: which face (-1 = every face, 0 = the largest)"
                         )
-                        face_index = gr.Number(value=0, precision=0, label="Portrait: which face (0 = largest)")
                     extra_json = gr.Code(value="", language="json", label="Other engine settings (JSON)", lines=3)
                     gr.Markdown(
                         "Any `python -m style_core --help` field, e.g. "
@@ -520,11 +632,25 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
                     gallery = gr.Gallery(label="The picture at the end of each scale", columns=4, height=240)
                 with gr.Tab("Settings"):
                     settings = gr.JSON(label="What made this picture")
+                mode = gr.Markdown("**Mode:** decided when you press Paint", elem_id="mode")
                 identity = gr.Markdown("**Identity:** (portrait mode only)", elem_id="identity")
                 download = gr.File(label="Full-resolution PNG", interactive=False, elem_id="download")
 
         if example_rows():
-            gr.Examples(example_rows(), inputs=[content, style], label="Examples (made by this project)")
+            with gr.Row():
+                with gr.Column(scale=3):
+                    gr.Examples(
+                        example_rows(), inputs=[content, style, preset_menu], label="Examples (made by this project)"
+                    )
+                if FIRST_EXAMPLE_RESULT.exists():
+                    with gr.Column(scale=1, min_width=200):
+                        gr.Image(
+                            str(FIRST_EXAMPLE_RESULT),
+                            label="The first example, painted in portrait mode",
+                            interactive=False,
+                            height=240,
+                            elem_id="first-example-result",
+                        )
 
         components = {
             "content": content,
@@ -557,7 +683,10 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
             "background": background,
         }
         inputs = [components[f.name] for f in fields(Controls)]  # a missing or misspelt one fails here, at start
-        outputs = [canvas, progress, loss_plot, compare, gallery, settings, download, identity]
+        for component in inputs:
+            if isinstance(component, (gr.Slider, gr.Number)):
+                checked(component)  # a non-number from the API: one line naming the control
+        outputs = [canvas, progress, loss_plot, compare, gallery, settings, download, identity, mode]
         run.click(
             run_stylize,
             inputs,
@@ -576,7 +705,8 @@ def build_app(initial_preset: str = "balanced") -> gr.Blocks:
             api_name=False,
         )
         for picture in (content, style):
-            picture.change(faces_changed, [content, style, preset_menu], [preset_menu, preset_info], api_name=False)
+            picture.change(faces_hint, [content, style, preset_menu], mode_hint, api_name=False, concurrency_id="faces")
+        preset_menu.change(faces_hint, [content, style, preset_menu], mode_hint, api_name=False, concurrency_id="faces")
         status_timer.tick(weights_status, None, [status, status_timer], api_name=False, show_progress="hidden")
         demo.load(weights_status, None, [status, status_timer], api_name=False, show_progress="hidden")
     return demo
@@ -587,7 +717,9 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
-    parser.add_argument("--preset", default="balanced", choices=list(PRESETS), help="preset chosen when the page opens")
+    parser.add_argument(
+        "--preset", default=AUTO, choices=[AUTO, *PRESETS], help="preset when the page opens (auto: the run decides)"
+    )
     parser.add_argument(
         "--auth",
         default=os.environ.get("STYLE_STUDIO_AUTH"),

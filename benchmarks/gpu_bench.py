@@ -44,6 +44,7 @@ def faces_from_file() -> None:
         return []
 
     pipeline.find_faces = lookup
+    pipeline.find_faces_any_roll = lookup  # the photo's faces (any roll) and the style's both come from the file
     pipeline.identity_distance = lambda *a, **k: None
 
 

@@ -1,7 +1,9 @@
 """Make the example pictures from code, so examples/ holds nothing of anyone else's.
 
-python examples/make_examples.py  ->  content_generated_face.png, style_generated_swirls.png,
-style_generated_mosaic.png, style_generated_waves.png
+python examples/make_examples.py [--result]  ->  content_generated_face.png, style_generated_swirls.png,
+style_generated_mosaic.png, style_generated_waves.png, style_generated_toon_face.png (an animated-film face: the
+style picture of the first example, in portrait mode); with --result, the first example's result painted in portrait
+mode, result_generated_toon_portrait.png
 """
 
 from __future__ import annotations
@@ -98,9 +100,65 @@ def waves(size: int = 512) -> Image.Image:
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1))
 
 
+def toon_face(size: int = 512) -> Image.Image:
+    """An animated-film character's face: a round head with soft shading, big eyes with large irises and two
+    highlights, a button nose, a wide smile, glossy red hair with a side fringe, on a warm studio backdrop."""
+    s = size / 512
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    bg = np.stack([0.95 - 0.25 * yy, 0.78 - 0.2 * yy, 0.55 + 0.1 * xx], -1)  # warm backdrop, lighter at the top
+    img = Image.fromarray((bg * 255).astype(np.uint8))
+    d = ImageDraw.Draw(img)
+    d.ellipse([110 * s, 420 * s, 402 * s, 680 * s], fill=(90, 150, 110))  # shoulders: a green sweater
+    d.rectangle([222 * s, 340 * s, 290 * s, 440 * s], fill=(236, 178, 142))  # neck
+    d.ellipse([104 * s, 50 * s, 408 * s, 330 * s], fill=(178, 62, 34))  # hair back
+    d.ellipse([136 * s, 96 * s, 376 * s, 392 * s], fill=(250, 200, 165))  # face
+    shade = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(shade).ellipse([150 * s, 110 * s, 330 * s, 330 * s], fill=90)  # a soft highlight on the face
+    img.paste((255, 226, 200), (0, 0), shade.filter(ImageFilter.GaussianBlur(40 * s)))
+    d = ImageDraw.Draw(img)
+    d.chord([128 * s, 60 * s, 384 * s, 236 * s], 170, 350, fill=(196, 74, 40))  # side-swept fringe
+    d.arc([150 * s, 80 * s, 300 * s, 190 * s], 200, 300, fill=(235, 130, 80), width=int(8 * s))  # hair gloss
+    for cx in (204, 308):
+        d.ellipse([(cx - 36) * s, 200 * s, (cx + 36) * s, 262 * s], fill=(255, 255, 255))  # big eyes
+        d.ellipse([(cx - 22) * s, 202 * s, (cx + 22) * s, 260 * s], fill=(60, 120, 190))  # large irises
+        d.ellipse([(cx - 11) * s, 216 * s, (cx + 11) * s, 246 * s], fill=(15, 20, 35))  # pupils
+        d.ellipse([(cx - 2) * s, 212 * s, (cx + 10) * s, 224 * s], fill=(255, 255, 255))  # highlights
+        d.ellipse([(cx - 12) * s, 240 * s, (cx - 6) * s, 246 * s], fill=(255, 255, 255))
+        d.arc([(cx - 40) * s, 192 * s, (cx + 40) * s, 236 * s], 200, 340, fill=(40, 25, 20), width=int(6 * s))
+        d.arc([(cx - 34) * s, 168 * s, (cx + 34) * s, 196 * s], 200, 340, fill=(150, 50, 30), width=int(7 * s))
+    d.ellipse([246 * s, 274 * s, 268 * s, 290 * s], fill=(232, 160, 130))  # button nose
+    d.chord([212 * s, 300 * s, 300 * s, 350 * s], 0, 180, fill=(150, 40, 60))  # smile
+    d.chord([222 * s, 302 * s, 290 * s, 322 * s], 0, 180, fill=(255, 250, 245))
+    for cx in (178, 334):
+        d.ellipse([(cx - 24) * s, 282 * s, (cx + 24) * s, 310 * s], fill=(250, 160, 150))  # cheeks
+    return img.filter(ImageFilter.GaussianBlur(1.5 * s))
+
+
+def render_first_example(size: int = 384) -> Path:
+    """The first example's result, painted by this project in portrait mode: the generated face in the style of the
+    generated animated-film face (shown on the page beside the examples and in the README)."""
+    import sys
+
+    sys.path.insert(0, str(HERE.parent))
+    from style_core import preset, stylize
+
+    config = preset("pixar-portrait", size=size)
+    final = list(stylize(HERE / "content_generated_face.png", [HERE / "style_generated_toon_face.png"], config))[-1]
+    out = HERE / "result_generated_toon_portrait.png"
+    final.image.save(out)
+    print(f"{out.name}: {final.message}")
+    return out
+
+
 if __name__ == "__main__":
+    import sys
+
+    if "--result" in sys.argv:
+        render_first_example()
+        raise SystemExit
     face().save(HERE / "content_generated_face.png")
     swirls().save(HERE / "style_generated_swirls.png")
     mosaic().save(HERE / "style_generated_mosaic.png")
     waves().save(HERE / "style_generated_waves.png")
+    toon_face().save(HERE / "style_generated_toon_face.png")
     print("wrote", ", ".join(p.name for p in sorted(HERE.glob("*.png"))))

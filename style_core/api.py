@@ -18,6 +18,8 @@ from .backbone import VGGFeatures
 from .config import StyleConfig
 from .frames import Frame, StylizeError
 from .images import ImageSource
+from .modes import AUTO, AUTO_HELP, faces_in, resolve_preset  # noqa: F401 - the app's way to the auto preset
+from .settings import number, parse_extra  # noqa: F401 - the app checks its parameters with these
 
 MIN_RETRY_SIZE = 128
 

@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("content", nargs="?", help="the photo to repaint")
     parser.add_argument("styles", nargs="*", help="one or more style pictures")
     parser.add_argument("-o", "--output", default="out.png", help="output file (.png, .jpg, .webp)")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"named settings ({', '.join(PRESETS)})")
+    parser.add_argument(
+        "--preset", default=DEFAULT_PRESET, help=f"named settings ({', '.join(PRESETS)}; auto: decided by the faces)"
+    )
     parser.add_argument("--list-presets", action="store_true", help="list the presets and exit")
     parser.add_argument("--save-frames", metavar="DIR", help="also save every frame as a PNG in DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from .api import stylize
     from .frames import StylizeError
     from .images import ImageError, load_image, save_image
+    from .modes import AUTO, resolve_preset
     from .networks import warm_up
     from .weights import WeightsError
 
@@ -121,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a content photo and at least one style picture")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
+        if args.preset == AUTO:  # faces in both pictures: portrait mode; otherwise balanced
+            args.preset, why = resolve_preset(AUTO, args.content, args.styles[0])
+            print(f"note: {why}", file=sys.stderr)
         config = config_from_args(args)
         if Path(args.output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
             raise ImageError(f"cannot save '{args.output}': use .png, .jpg or .webp")

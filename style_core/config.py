@@ -103,7 +103,10 @@ class StyleConfig:
         default=0.0, metadata={"help": "portrait: recolour skin and hair to the style's, 0..1"}
     )
     skin_smoothing: float = field(default=0.0, metadata={"help": "portrait: edge-aware smoothing of the skin, 0..1"})
-    face_index: int = field(default=0, metadata={"help": "portrait: which face when there are several (0: largest)"})
+    face_index: int | None = field(
+        default=None,
+        metadata={"help": "portrait: paint only this face (0: the largest); unset: every face, each from its own crop"},
+    )
     identity_target: float = field(
         default=0.0,
         metadata={
@@ -160,7 +163,7 @@ class StyleConfig:
         need(self.background in BACKGROUNDS, "background", ", ".join(BACKGROUNDS))
         for name in ("warp_strength", "cartoon", "flatten", "region_colors", "skin_smoothing"):
             need(0 <= getattr(self, name) <= 1, name, "between 0 and 1")
-        need(self.face_index >= 0, "face_index", ">= 0")
+        need(self.face_index is None or self.face_index >= 0, "face_index", ">= 0 (or unset: every face)")
         need(0 <= self.identity_target <= 2, "identity_target", "between 0 and 2")
         return self
 

@@ -32,6 +32,7 @@ class Frame:
     event: str = "progress"  # "progress", "scale" (a scale finished) or "final"
     message: str = ""  # set when the run had to recover from a fault, or fell back to plain mode
     identity: float | None = None  # portrait mode, final frame: face embedding distance to the photo
+    identities: tuple[float | None, ...] = ()  # portrait mode, several faces: each face's distance, in face order
 
 
 @dataclass

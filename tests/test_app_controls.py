@@ -30,7 +30,7 @@ def test_the_stylize_api_keeps_its_named_parameters():
     required = [p["parameter_name"] for p in params if not p["parameter_has_default"]]
     assert required == ["content", "style"]
     defaults = {p["parameter_name"]: p.get("parameter_default") for p in params}
-    assert defaults["preset"] == "balanced" and defaults["size"] == 384 and defaults["face_index"] == 0
+    assert defaults["preset"] == "auto" and defaults["size"] == 384 and defaults["face_index"] == -1
 
 
 def test_the_handler_takes_the_controls_by_position_and_by_name(monkeypatch):
@@ -45,7 +45,7 @@ def test_the_handler_takes_the_controls_by_position_and_by_name(monkeypatch):
     assert list(handler(content="photo.png", style="style.png", keep_face=7.5)) == ["frame"]
     first, second = seen
     assert first == (app.Controls(content="photo.png", style="style.png", preset="fast-preview", size=128), "req")
-    assert second[0].keep_face == 7.5 and second[0].preset == "balanced" and second[1] is None
+    assert second[0].keep_face == 7.5 and second[0].preset == "auto" and second[1] is None
 
 
 CASES = [

@@ -61,6 +61,7 @@ def _faces(monkeypatch, found: dict[tuple[int, int], list[Face]] | Exception, di
         return found.get(img.size, [])
 
     monkeypatch.setattr(pipeline, "find_faces", find_faces)
+    monkeypatch.setattr(pipeline, "find_faces_any_roll", find_faces)
     monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: np.zeros(128))
     monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: distance)
 

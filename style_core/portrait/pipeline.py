@@ -15,9 +15,12 @@ from .. import engine
 from ..config import StyleConfig
 from ..frames import Frame, Guidance
 from ..images import ImageSource, load_image, resize_long_side
+from .align import find_faces_any_roll, is_profile
 from .caricature import target_landmarks
+from .crops import needs_crop
 from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
 from .finish import cartoon_colors, cartoon_finish, flatten, restore_face_detail, surface_content
+from .group import paint_faces
 from .masks import REGIONS, content_weight_map, region_masks
 from .warp import warp_to_landmarks
 
@@ -103,18 +106,38 @@ def stylize_portrait(
     content_img = load_image(content)
     style_imgs = [load_image(s) for s in styles]
     try:
-        faces = find_faces(content_img)
+        faces = find_faces_any_roll(content_img)
         style_faces = [next(iter(find_faces(s)), None) for s in style_imgs]
         missing = "your photo" if not faces else "the style picture" if style_faces[0] is None else ""
         why = f"no face found in {missing}, so it was painted in plain mode" if missing else ""
     except FaceError as exc:
         why = f"portrait mode unavailable ({exc})"
+    if not why:
+        chosen = faces if config.face_index is None else [faces[min(config.face_index, len(faces) - 1)]]
+        if all(is_profile(f) for f in chosen):
+            why = "the face is turned too far to the side (profile) for portrait mode, so it was painted in plain mode"
+        turned = sum(is_profile(f) for f in chosen)
+        chosen = [f for f in chosen if not is_profile(f)]
     if why:
         yield from _plain(content_img, style_imgs, config, backbone, should_stop, why)
         return
-    face = faces[min(config.face_index, len(faces) - 1)]
-    note = f"{len(faces)} faces found; used face {min(config.face_index, len(faces) - 1) + 1}" if len(faces) > 1 else ""
+    note = ""
+    if len(faces) > 1 and config.face_index is not None:
+        note = f"{len(faces)} faces found; used face {min(config.face_index, len(faces) - 1) + 1}"
+    if turned:
+        note = "; ".join(n for n in (note, f"{turned} face(s) in profile left as the whole picture paints them") if n)
 
+    def paint_one(picture: Image.Image, face: Face, cfg: StyleConfig) -> Iterator[Frame]:
+        return _paint_face(picture, style_imgs, face, style_faces, cfg, backbone, should_stop, "")
+
+    if len(chosen) > 1 or needs_crop(chosen[0], content_img, several=False):
+        yield from paint_faces(content_img, style_imgs, chosen, config, paint_one, backbone, should_stop, note)
+        return
+    yield from _paint_face(content_img, style_imgs, chosen[0], style_faces, config, backbone, should_stop, note)
+
+
+def _paint_face(content_img, style_imgs, face, style_faces, config, backbone, should_stop, note) -> Iterator[Frame]:
+    """One face, the picture painted around it: warp, guided run, finish, background, identity guard."""
     plan = plan_portrait(content_img, style_imgs, face, style_faces, config)
     frames = engine.run(
         plan.canvas, style_imgs, plan.config, backbone=backbone, guidance=plan.guidance, should_stop=should_stop

@@ -1,0 +1,133 @@
+"""Every face of a group photo (or one small or tilted face) painted in portrait mode from its own crop.
+
+The whole picture is painted first (or kept, or flattened, as the background setting asks); then each face is cut
+out upright at a size where it is at least `crops.MIN_FACE_PX` across, painted by the single-face pipeline (the
+style's face regions matched to that face), and pasted back without a seam. Identity is measured per face on the
+finished picture. The single-face painter is passed in, so this module does not import the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+
+import numpy as np
+from PIL import Image
+
+from .. import engine
+from ..config import StyleConfig
+from ..frames import Frame
+from ..images import resize_long_side
+from .crops import Crop, face_crop, paste
+from .faces import Face, describe_identity, descriptor, find_faces
+from .finish import flatten
+
+# paint_one(crop picture, its face, config) -> frames of the single-face pipeline, the last final and scored.
+PaintOne = Callable[[Image.Image, Face, StyleConfig], Iterator[Frame]]
+
+
+def paint_faces(
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    faces: list[Face],
+    config: StyleConfig,
+    paint_one: PaintOne,
+    backbone=None,
+    should_stop: Callable[[], bool] | None = None,
+    note: str = "",
+) -> Iterator[Frame]:
+    """The whole picture, then each face from its crop; the final frame carries the worst face's identity and
+    the message lists each face's."""
+    base, frame = yield from _base(content, styles, config, backbone, should_stop, len(faces))
+    out_per_picture = base.width / content.width
+    crop_scores: list[float | None] = []
+    for i, face in enumerate(faces):
+        if should_stop is not None and should_stop():
+            break
+        crop = face_crop(face, face.width * out_per_picture)
+        cut = crop.cut(content)
+        crop_face = _face_in_crop(cut, face, crop)
+        label = f"face {i + 1} of {len(faces)}"
+        last = None
+        for last in paint_one(cut, crop_face, config.replace(size=crop.side, face_index=0)):
+            if not last.is_final:
+                yield replace(last, message=label)
+        if last is None:
+            break
+        crop_scores.append(last.identity)
+        base = paste(base, last.image, crop, out_per_picture)
+        frame = last
+    scores = face_identities(content, faces, base, out_per_picture, crop_scores)
+    known = [s for s in scores if s is not None]
+    words = "; ".join(f"face {i + 1}: {describe_identity(s)}" for i, s in enumerate(scores))
+    if len(faces) > 1:
+        counted = f"{len(faces)} faces painted in portrait mode, each from its own crop"
+    else:
+        counted = "the face painted from an upright crop of its own (small in the frame, or tilted)"
+    message = "; ".join(m for m in (note, counted, words) if m)
+    yield replace(
+        frame,
+        image=base,
+        is_final=True,
+        event="final",
+        identity=max(known) if known else None,
+        identities=tuple(scores),
+        message=message,
+    )
+
+
+def _base(content, styles, config, backbone, should_stop, n_faces):
+    """The picture the faces are pasted into, at the output size: painted (a plain run), flat or the photo."""
+    work = resize_long_side(content, config.size)
+    if config.background == "photo":
+        return work, _still(work, config, f"keeping the photo; painting {n_faces} face(s)")
+    if config.background == "flat":
+        arr = np.asarray(work, dtype=np.float64) / 255.0
+        flat = flatten(arr, max(2, round(max(work.size) / 64)), eps=4e-3)
+        img = Image.fromarray((flat * 255 + 0.5).clip(0, 255).astype(np.uint8))
+        return img, _still(img, config, f"flattened the photo; painting {n_faces} face(s)")
+    frame = None
+    for frame in engine.run(work, list(styles), config, backbone=backbone, should_stop=should_stop):
+        if not frame.is_final:
+            yield replace(frame, message=f"the whole picture first, then {n_faces} face(s)")
+    return frame.image, frame
+
+
+def _still(image: Image.Image, config: StyleConfig, message: str) -> Frame:
+    return Frame(image, 0, config.steps, config.size, 0, 1, {}, 0.0, False, message=message)
+
+
+def _face_in_crop(cut: Image.Image, face: Face, crop: Crop) -> Face:
+    """The face found again in its upright crop (better landmarks than on the tilted or tiny original), the one
+    nearest the middle; the original's landmarks carried over when the detector misses it there."""
+    found = find_faces(cut)
+    middle = np.array([cut.width, cut.height]) / 2
+    if found:
+        nearest = min(found, key=lambda f: float(np.linalg.norm(f.landmarks.mean(0) - middle)))
+        if np.linalg.norm(nearest.landmarks.mean(0) - middle) < cut.width / 4:
+            return nearest
+    lm = crop.to_crop(face.landmarks)
+    return Face((*lm.min(0), *lm.max(0)), lm, face.detector + "@crop")
+
+
+def face_identities(
+    content: Image.Image,
+    faces: list[Face],
+    painted: Image.Image,
+    out_per_picture: float,
+    fallback: list[float | None],
+) -> list[float | None]:
+    """Each photo face's embedding distance to the face found at the same place in the painting (the crop's own
+    score where the finished picture shows no face there)."""
+    found = find_faces(painted)
+    scores = []
+    for i, face in enumerate(faces):
+        centre = face.landmarks.mean(0) * out_per_picture
+        near = [f for f in found if np.linalg.norm(f.landmarks.mean(0) - centre) < face.width * out_per_picture / 2]
+        if near:
+            ref = descriptor(content, face)
+            mine = min(near, key=lambda f: float(np.linalg.norm(f.landmarks.mean(0) - centre)))
+            scores.append(float(np.linalg.norm(ref - descriptor(painted, mine))))
+        else:
+            scores.append(fallback[i] if i < len(fallback) else None)
+    return scores

@@ -1,0 +1,192 @@
+"""Faces painted from their own crops (issue #14): every face of a group, a small face, a tilted face, a profile;
+dlib stood in for, the crops' geometry and the paste's seam measured on made-up pictures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from style_core import engine, stylize
+from style_core.backbone import random_backbone
+from style_core.config import preset
+from style_core.images import resize_long_side
+from style_core.portrait import crops, group, pipeline
+from style_core.portrait.align import is_profile, roll_degrees, turned_share
+from style_core.portrait.crops import MIN_FACE_PX, Crop, face_crop, needs_crop, paste
+from style_core.portrait.faces import Face
+
+from .test_portrait import synthetic_landmarks
+
+WIDE = (600, 240)  # three synthetic faces side by side
+
+
+def _face(cx: float, cy: float, s: float = 1.0, roll: float = 0.0) -> Face:
+    lm = synthetic_landmarks(cx, cy, s)
+    if roll:
+        a = math.radians(roll)
+        rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        lm = (lm - (cx, cy)) @ rot.T + (cx, cy)
+    return Face((*lm.min(0), *lm.max(0)), lm, "test")
+
+
+@pytest.fixture
+def config():
+    return preset("pixar-portrait", size=60, start_size=32, steps=4, checkpoint_every=2, device="cpu", autocast=False)
+
+
+@pytest.fixture
+def net(config):
+    return random_backbone("vgg19", list(dict.fromkeys(config.content_layers + config.style_layers)))
+
+
+@pytest.fixture
+def small_crops(monkeypatch):
+    """Faces painted at 64 px across instead of 256: the same code, a fraction of the time."""
+    monkeypatch.setattr(crops, "MIN_FACE_PX", 64)
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """Each engine run: (its content picture's size, guided or not)."""
+    calls = []
+    real = engine.run
+
+    def spy(content, *args, **kwargs):
+        calls.append((content.size, kwargs.get("guidance") is not None))
+        return real(content, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "run", spy)
+    return calls
+
+
+def _stub_faces(monkeypatch, photo_faces: list[Face], style_size: tuple[int, int], distance: float = 0.3):
+    """The photo shows `photo_faces`, the style one face; every crop shows the synthetic face in its middle."""
+
+    def find(img, use_cnn=True):
+        if img.size == WIDE:
+            return photo_faces
+        if img.size == style_size:
+            return [_face(100, 110)]
+        if img.width == img.height:  # a crop: its face in the middle, half of it wide
+            s = img.width / 2 / 120
+            return [_face(img.width / 2, img.height / 2, s)]
+        return []
+
+    for module in (pipeline, group):
+        monkeypatch.setattr(module, "find_faces", find)
+    monkeypatch.setattr(pipeline, "find_faces_any_roll", find)
+    monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: np.zeros(128))
+    monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: distance)
+    monkeypatch.setattr(group, "descriptor", lambda img, face: np.full(128, 0.0 if img.size == WIDE else 0.03))
+
+
+def _pictures():
+    rng = np.random.default_rng(5)
+    photo = Image.fromarray((rng.random((WIDE[1], WIDE[0], 3)) * 255).astype(np.uint8))
+    style = Image.fromarray((rng.random((216, 180, 3)) ** 2 * 255).astype(np.uint8))
+    return photo, style
+
+
+GROUP = [_face(100, 120, 0.8), _face(300, 120, 0.8), _face(500, 120, 0.8)]
+
+
+def test_every_face_of_a_group_is_painted_guided_and_scored(monkeypatch, config, net, runs, small_crops):
+    photo, style = _pictures()
+    _stub_faces(monkeypatch, GROUP, style.size)
+    frames = list(stylize(photo, style, config, backbone=net))
+    final = frames[-1]
+    assert [f.is_final for f in frames].count(True) == 1 and final.is_final
+    assert runs[0] == ((60, 24), False)  # the whole picture, plain
+    assert [guided for _, guided in runs[1:]] == [True, True, True]  # then each face, its regions matched
+    assert all(size[0] == size[1] >= 2.2 * 64 - 16 for size, _ in runs[1:])  # square crops, each face >= 64 px here
+    assert final.image.size == (60, 24)
+    assert len(final.identities) == 3 and final.identity is not None
+    assert "3 faces painted in portrait mode" in final.message and "face 3:" in final.message
+
+
+def test_face_index_still_picks_one_face(monkeypatch, config, net, runs, small_crops):
+    photo, style = _pictures()
+    _stub_faces(monkeypatch, GROUP, style.size)
+    final = list(stylize(photo, style, config.replace(face_index=1), backbone=net))[-1]
+    assert "3 faces found; used face 2" in final.message
+    assert sum(guided for _, guided in runs) == 1
+
+
+def test_the_photo_background_is_kept_outside_the_faces(monkeypatch, config, net, runs, small_crops):
+    photo, style = _pictures()
+    _stub_faces(monkeypatch, GROUP, style.size)
+    cfg = config.replace(background="photo", size=300)
+    final = list(stylize(photo, style, cfg, backbone=net))[-1]
+    assert not any(not guided for _, guided in runs)  # no run paints the whole picture
+    kept = np.asarray(resize_long_side(photo, 300), float)
+    out = np.asarray(final.image, float)
+    corner = (slice(0, 6), slice(0, 300))  # the top strip, far from every face's crop middle
+    assert np.abs(out[corner] - kept[corner]).max() < 1
+
+
+def test_a_small_face_or_a_tilted_one_is_painted_from_a_crop():
+    big = Image.new("RGB", (1000, 700))
+    assert needs_crop(_face(500, 350, 1.0), big, several=False)  # 120 px of 1000: small in the frame
+    assert not needs_crop(_face(500, 350, 3.0), big, several=False)
+    assert needs_crop(_face(500, 350, 3.0, roll=30), big, several=False)
+    crop = face_crop(_face(500, 350, 1.0), 60)
+    assert crop.side / 2.2 >= MIN_FACE_PX - 8  # the face painted at >= ~256 px across
+
+
+@pytest.mark.parametrize("roll", [-45, -20, 0, 30, 45])
+def test_a_rolled_face_is_cut_upright(roll):
+    face = _face(300, 250, 1.2, roll=roll)
+    assert roll_degrees(face) == pytest.approx(roll, abs=0.5)
+    crop = face_crop(face, 150)
+    upright = crop.to_crop(face.landmarks)
+    eyes = upright[36:42].mean(0), upright[42:48].mean(0)
+    assert abs(math.degrees(math.atan2(eyes[1][1] - eyes[0][1], eyes[1][0] - eyes[0][0]))) < 0.5
+    assert np.allclose(crop.to_picture(upright), face.landmarks)
+    middle = np.array([crop.side / 2, crop.side / 2])
+    assert np.linalg.norm(upright.mean(0) - middle) < crop.side * 0.15
+
+
+def test_the_crop_reads_and_lays_back_the_same_pixels():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:300, 0:400]
+    picture = Image.fromarray(np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8))
+    crop = Crop((200.0, 150.0), 30.0, 0.5, 256)
+    cut = crop.cut(picture)
+    back = np.asarray(crop.back(cut, picture.size, 1.0), float)
+    inner = (slice(120, 180), slice(170, 230))
+    assert np.abs(back[inner] - np.asarray(picture, float)[inner]).mean() < 4
+    assert rng is not None
+
+
+def test_the_paste_leaves_no_seam():
+    """A crop painted in another colour entirely: the paste's rim holds no step larger than the smooth fade's."""
+    base = Image.new("RGB", (400, 300), (60, 90, 120))
+    crop = Crop((200.0, 150.0), 15.0, 0.5, 256)
+    painted = Image.new("RGB", (256, 256), (200, 120, 40))
+    out = np.asarray(paste(base, painted, crop, 1.0), float)
+    assert np.abs(out[150, 200] - (200, 120, 40)).max() < 3  # the middle is the crop's painting
+    assert np.abs(out[2, 2] - (60, 90, 120)).max() < 1  # far outside is the base
+    step = np.abs(np.diff(out, axis=0)).max(), np.abs(np.diff(out, axis=1)).max()
+    assert max(step) < 15, step  # a hard paste steps 140 levels in one pixel; the fade spreads it over ~25 px
+
+
+def test_a_profile_face_falls_back_to_plain_mode_with_a_message(monkeypatch, config, net, runs):
+    lm = synthetic_landmarks(100, 110)
+    lm[27:36, 0] = 100 + (lm[27:36, 0] - 100) * 0.3 - 48  # the nose at the face's edge: turned to the side
+    profile = Face((*lm.min(0), *lm.max(0)), lm, "test")
+    assert is_profile(profile) and not is_profile(_face(100, 110))
+    assert turned_share(_face(100, 110)) == pytest.approx(0.5, abs=0.01)
+    photo = Image.fromarray(np.full((240, 200, 3), 128, np.uint8))
+    style = Image.fromarray(np.full((216, 180, 3), 90, np.uint8))
+
+    def find(img, use_cnn=True):
+        return [profile] if img.size == (200, 240) else [_face(100, 110)]
+
+    monkeypatch.setattr(pipeline, "find_faces", find)
+    monkeypatch.setattr(pipeline, "find_faces_any_roll", find)
+    final = list(stylize(photo, style, config, backbone=net))[-1]
+    assert runs == [((200, 240), False)] or [g for _, g in runs] == [False]
+    assert "profile" in final.message and "plain mode" in final.message
