@@ -16,6 +16,7 @@ import itertools
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -72,10 +73,28 @@ def tensor_digest(t: torch.Tensor) -> str:
     return hashlib.sha1(data.numpy().tobytes() + repr(tuple(data.shape)).encode()).hexdigest()
 
 
+def content_norms(targets: dict[str, torch.Tensor], config: StyleConfig) -> dict[str, float]:
+    """Each content term's normaliser: one over its target's mean square (1 when losses are not normalised)."""
+    return {
+        n: (1 / max(float(t.pow(2).mean()), 1e-8) if config.normalize_losses else 1.0) for n, t in targets.items()
+    }
+
+
 def layer_weights(config: StyleConfig) -> list[float]:
     raw = config.style_layer_weights or [config.layer_weight_exp**i for i in range(len(config.style_layers))]
     total = sum(raw) or 1.0
     return [w / total for w in raw]
+
+
+@dataclass
+class WholeTargets:
+    """What a tile's objective takes from the whole picture (tiling.py), so that every tile pulls toward the same
+    statistics with the balance of an untiled run: each style picture's statistics, the content normalisers and
+    the sum of all regions' weights."""
+
+    style_stats: list[dict]
+    content_norm: dict[str, float]
+    region_total: float | None = None
 
 
 class Objective:
@@ -90,20 +109,21 @@ class Objective:
         style_keys: Sequence[str],
         blend: Sequence[float],
         guidance: Guidance | None = None,
+        whole: WholeTargets | None = None,
     ) -> None:
-        self.net, self.config, self.guidance = net, config, guidance
+        self.net, self.config, self.guidance, self.whole = net, config, guidance, whole
         self.run_net = run_network(net, config, content.device)
         self.layer_weights = dict(zip(config.style_layers, layer_weights(config)))
         with torch.no_grad():
             feats = self.run_net(content)
         self.content_targets = {n: feats[n].float() for n in config.content_layers}
         self.packed, self.weight_maps = self._resized_guidance(feats, content.device)
-        self.content_norm = {
-            n: (1 / max(float(t.pow(2).mean()), 1e-8) if config.normalize_losses else 1.0)
-            for n, t in self.content_targets.items()
-        }
+        self.content_norm = whole.content_norm if whole is not None else content_norms(self.content_targets, config)
         self.regions = self._regions()
-        stats = [self._style_stats(s, key, i) for i, (s, key) in enumerate(zip(styles, style_keys))]
+        if whole is not None:
+            stats = whole.style_stats
+        else:
+            stats = [self._style_stats(s, key, i) for i, (s, key) in enumerate(zip(styles, style_keys))]
         self.style_targets = self._blend(stats, blend)
         self._plan(feats)
 
@@ -129,6 +149,8 @@ class Objective:
         for n in self.content_targets:
             rows.append((self.content_norm[n], 0.0, 0.0))
         region_total = sum(g.region_weights.get(r, 1.0) for r in self.regions) if self.regions != [None] else 1.0
+        if self.whole is not None and self.whole.region_total is not None:
+            region_total = self.whole.region_total
         # per style layer: (region, per-pixel factor or None, GramMatch or Gaussian)
         self.style_plan: dict[str, list[tuple[str | None, torch.Tensor | None, object]]] = {}
         for layer in cfg.style_layers:
