@@ -7,6 +7,7 @@ one way: this module knows both, the portrait pipeline knows the engine, the eng
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -82,7 +83,8 @@ def plan_memory(
     low = config.autocast and use_autocast(device)
     costs = memory.network_costs(net, 2 if low else 4, guided=config.portrait)
     budget = memory.budget_bytes(config, device)
-    return memory.plan_memory(config, (image.height, image.width), costs, budget, portrait=config.portrait)
+    plan = memory.plan_memory(config, (image.height, image.width), costs, budget, portrait=config.portrait)
+    return dataclasses.replace(plan, held=memory.held_bytes(device))
 
 
 def _attempt(

@@ -183,13 +183,17 @@ class MemoryPlan:
     estimate: int  # bytes of working memory at the peak
     budget: int | None
     note: str = ""  # one line when the size had to shrink
+    held: int = 0  # bytes the process held before the run
 
     def describe(self) -> str:
         cfg = self.config
         budget = f"{self.budget / GB:.1f} GB allowed" if self.budget is not None else "no limit known"
         tiled = [s for s in scale_sizes(cfg) if s > tile_above(cfg)]
         how = f"tiled above {tile_above(cfg)} px in {cfg.tile_size} px tiles" if tiled else "untiled"
-        return f"memory: about {self.estimate / GB:.1f} GB at the peak of {budget}; {how}"
+        return (
+            f"memory: about {self.estimate / GB:.2f} GB for the run ({budget}) on top of "
+            f"{self.held / GB:.2f} GB held; {how}"
+        )
 
 
 def _candidates(config: StyleConfig) -> list[StyleConfig]:

@@ -11,7 +11,7 @@ PACKAGE = ROOT / "style_core"
 # The engine and everything under it: a plain or guided run, knowing nothing of faces, the facade or the UIs.
 ENGINE_SIDE = {
     "engine", "objective", "scale_run", "networks", "losses", "stats", "frames", "backbone", "lbfgs", "graphs",
-    "config", "images", "weights", "color", "devices", "tiling", "memory",
+    "config", "images", "weights", "color", "devices", "tiling", "memory", "timing",
 }
 MAX_FUNCTION_LINES = 60
 
