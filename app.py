@@ -253,7 +253,7 @@ def time_estimate(controls: Controls) -> str:
         return "*Time estimate: measuring this server's speed…*"
     try:
         config = build_config(controls)
-        content = load_image(controls.content) if controls.content else Image.new("RGB", (768, 1024))  # 3:4 until a photo
+        content = load_image(controls.content) if controls.content else Image.new("RGB", (768, 1024))  # 3:4
         plan = plan_memory(content, config)
     except (*USER_ERRORS, json.JSONDecodeError) as exc:
         return f"*Time estimate: {exc}*"
