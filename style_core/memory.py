@@ -29,11 +29,11 @@ CAP_SHARE = 0.9  # an explicit cap is still held under this share of what is fre
 MIN_TILE = 192
 # Measured (benchmarks/print.py, VGG19 to relu5_1, bf16 on a CPU): a step's peak is this many times the stored
 # activations counted below (the rest is gradients in flight and the allocator's slack).
-ACTIVATION_FACTOR = 1.4
-FIXED_BYTES = 256 * 1024**2  # per step, whatever the size: oneDNN scratch, allocator caches (measured ~230 MB)
+ACTIVATION_FACTOR = 1.6
+FIXED_BYTES = 320 * 1024**2  # per step, whatever the size: oneDNN scratch, allocator caches (230-300 MB measured)
 GUIDED_BYTES_PER_PIXEL = 600  # portrait mode's packed masks and gathered region pixels, per step pixel
 PORTRAIT_PREP_BYTES_PER_PIXEL = 400  # portrait mode's float64 pictures and masks at the output size
-FULL_BYTES_PER_PIXEL = 80  # a tiled scale's whole picture, photo, frame and blend buffers, per output pixel
+FULL_BYTES_PER_PIXEL = 120  # a tiled scale's whole picture, photo, frame and conversions, per output pixel (measured)
 OPTIMIZER_BUFFERS = 8  # L-BFGS: picture, gradient, previous gradient, move, last good picture, ... (3 floats each)
 
 
@@ -75,10 +75,16 @@ def picture_pixels(shape_hw: tuple[int, int], side: int) -> tuple[int, int]:
     return max(1, round(h * k)), max(1, round(w * k))
 
 
-def tile_extent(tile_size: int, overlap: int, hw: tuple[int, int]) -> int:
-    """Pixels of the largest tile (its core plus the overlap on both sides), within a picture of `hw`."""
+def tile_extent(tile_size: int, overlap: int, hw: tuple[int, int], even: bool = True) -> int:
+    """Pixels of the largest tile (its core plus the overlap on both sides), within a picture of `hw`. Cores split
+    each side evenly (`even`); a portrait's face tile is a full `tile_size`."""
     m = margin(overlap)
-    return min(hw[0], tile_size + 2 * m) * min(hw[1], tile_size + 2 * m)
+
+    def side(length: int) -> int:
+        core = math.ceil(length / math.ceil(length / tile_size)) if even else tile_size
+        return min(length, core + 2 * m)
+
+    return side(hw[0]) * side(hw[1])
 
 
 def margin(overlap: int) -> int:
@@ -94,7 +100,8 @@ def estimate_bytes(config: StyleConfig, shape_hw: tuple[int, int], costs: Costs,
         hw = picture_pixels(shape_hw, side)
         pixels = hw[0] * hw[1]
         if side > tile_above(config):
-            need = costs.step_bytes(tile_extent(config.tile_size, config.tile_overlap, hw), steps, config)
+            extent = tile_extent(config.tile_size, config.tile_overlap, hw, even=not portrait)
+            need = costs.step_bytes(extent, steps, config)
             need += pixels * FULL_BYTES_PER_PIXEL
         else:
             need = costs.step_bytes(pixels, steps, config)

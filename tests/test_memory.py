@@ -23,26 +23,34 @@ def test_the_estimate_grows_with_the_pixels_and_tiling_bounds_it(tiny_net):
     assert tiled < memory.estimate_bytes(StyleConfig(size=4096, tile_above=8192), (3, 4), costs) / 2
 
 
-def test_the_vgg19_estimate_matches_the_measured_step():
-    # Measured (benchmarks/print.py, VGG19 original weights, bf16 on 2 CPU cores): 1024 px with a 3-pair history
-    # peaked 1.82 GB above the process's baseline.
+def test_the_vgg19_estimate_matches_the_measured_peaks():
+    # Measured (benchmarks/results/print.log, VGG19 original weights, bf16, 2 threads): peak RSS minus what the
+    # process held before the run.
     from style_core.backbone import VGGFeatures
 
     cfg = StyleConfig()
     net = VGGFeatures("vgg19", [*cfg.content_layers, *cfg.style_layers])
     costs = memory.network_costs(net, 2)
-    estimate = costs.step_bytes(1024 * 811, 3, cfg) / GB
-    assert 1.82 <= estimate <= 1.82 * 1.3
+    shape = (1331, 1054)  # brad_pitt.jpg
+    runs = [
+        (StyleConfig(size=1024, steps=12, start_size=256, tile_above=8192), 3.39 - 1.21),
+        (StyleConfig(size=1448, steps=12, start_size=256, paint_size=724, tile_above=8192), 4.90 - 1.20),
+        (StyleConfig(size=4096), 5.07 - 1.16),
+        (StyleConfig(size=3000, steps=8, tile_size=512), 3.35 - 1.21),
+    ]
+    for config, measured in runs:
+        estimate = memory.estimate_bytes(config, shape, costs) / GB
+        assert measured <= estimate <= 1.3 * measured, (config.size, estimate, measured)
 
 
 def test_the_guard_tiles_a_size_that_would_not_fit_untiled(tiny_net):
     cfg = StyleConfig(size=4096, tile_above=8192)
     costs = _costs(tiny_net)
     need = memory.estimate_bytes(cfg, (3072, 4096), costs)
-    plan = memory.plan_memory(cfg, (3072, 4096), costs, budget=need // 3)
+    plan = memory.plan_memory(cfg, (3072, 4096), costs, budget=need // 2)
     assert plan.config.size == 4096 and not plan.note
     assert tile_above(plan.config) < 4096  # the large scales run tile by tile
-    assert plan.estimate <= need // 3
+    assert plan.estimate <= need // 2
 
 
 def test_the_guard_shrinks_when_even_tiles_do_not_fit_and_says_why(tiny_net):
