@@ -73,6 +73,30 @@ def tensor_digest(t: torch.Tensor) -> str:
     return hashlib.sha1(data.numpy().tobytes() + repr(tuple(data.shape)).encode()).hexdigest()
 
 
+def style_stats_key(
+    run_net: VGGFeatures,
+    config: StyleConfig,
+    key: str,
+    style: torch.Tensor,
+    regions: Sequence[str | None],
+    masks: dict[str, torch.Tensor],
+) -> tuple:
+    """Everything a style picture's statistics depend on: the network (its serial, dtype and device), the picture
+    (digest and size), the loss, the layers, the regions and the masks' contents."""
+    weights = next(run_net.features.parameters())
+    return (
+        network_serial(run_net),
+        weights.dtype,
+        str(weights.device),
+        key,
+        tuple(style.shape),
+        config.style_loss,
+        tuple(config.style_layers),
+        tuple(regions),
+        tuple((r, tensor_digest(m)) for r, m in masks.items()),
+    )
+
+
 def content_norms(targets: dict[str, torch.Tensor], config: StyleConfig) -> dict[str, float]:
     """Each content term's normaliser: one over its target's mean square (1 when losses are not normalised)."""
     return {
@@ -192,18 +216,7 @@ class Objective:
     def _style_stats(self, style: torch.Tensor, key: str, index: int) -> dict:
         """Per-layer, per-region statistics of one style picture, from the process-wide cache."""
         masks = self._style_masks(index)
-        weights = next(self.run_net.features.parameters())
-        cache_key = (
-            network_serial(self.run_net),
-            weights.dtype,
-            str(weights.device),
-            key,
-            tuple(style.shape),
-            self.config.style_loss,
-            tuple(self.config.style_layers),
-            tuple(self.regions),
-            tuple((r, tensor_digest(m)) for r, m in masks.items()),
-        )
+        cache_key = style_stats_key(self.run_net, self.config, key, style, self.regions, masks)
         return STYLE_STATS.get(cache_key, lambda: self._compute_style_stats(style, masks))
 
     def _compute_style_stats(self, style: torch.Tensor, masks: dict[str, torch.Tensor]) -> dict:

@@ -28,8 +28,8 @@ from .config import StyleConfig, scale_sizes, steps_per_scale, tile_above
 from .frames import Guidance
 from .memory import margin, picture_pixels
 from .networks import run_network
-from .objective import STYLE_STATS, Objective, WholeTargets, network_serial, tensor_digest
-from .scale_run import ScaleRun
+from .objective import STYLE_STATS, Objective, WholeTargets, style_stats_key
+from .scale_run import ScaleRun, read_terms
 
 MASK_THRESHOLD = 1e-3  # as losses.sparse_mask: pixels under it are not in a region
 MIN_REGION_SHARE = 1e-3  # a region covering less of a tile than this is not matched there
@@ -273,19 +273,7 @@ class TiledScale:
     ) -> dict:
         given = self.guidance.style_masks[index] if self.guidance and self.guidance.style_masks else {}
         masks = {r: given[r] for r in regions if r is not None and r in given}
-        weights = next(run_net.features.parameters())
-        cache_key = (
-            "tiled",
-            network_serial(run_net),
-            weights.dtype,
-            str(weights.device),
-            key,
-            tuple(style.shape),
-            self.config.style_loss,
-            tuple(self.config.style_layers),
-            tuple(regions),
-            tuple((r, tensor_digest(m)) for r, m in masks.items()),
-        )
+        cache_key = ("tiled", *style_stats_key(run_net, self.config, key, style, regions, masks))
         return STYLE_STATS.get(
             cache_key, lambda: whole_style_stats(run_net, self.config, style, masks, regions, self.config.tile_size)
         )
@@ -321,10 +309,7 @@ class TiledScale:
 
     def read_losses(self) -> dict[str, float]:
         """The last tile's loss terms."""
-        if not self.terms:
-            return {}
-        values = torch.stack(list(self.terms.values())).tolist()
-        return {k: v for k, v in zip(self.terms, values) if math.isfinite(v)}
+        return read_terms(self.terms)
 
 
 def work_megapixels(config: StyleConfig, shape_hw: tuple[int, int]) -> float:

@@ -37,10 +37,10 @@ def test_a_tiled_print_scale_has_no_seam_at_the_tile_borders(data_dir):
 def test_a_memory_cap_makes_the_guard_tile_and_the_run_completes(data_dir, monkeypatch):
     # Only the guard's arithmetic is faked (what this process holds), so the cap is small and the test quick.
     monkeypatch.setattr(memory, "held_bytes", lambda device: 0)
-    cfg = StyleConfig(size=512, start_size=128, steps=10, paint_size=256, device="cpu", max_memory_gb=0.65)
+    cfg = StyleConfig(size=512, start_size=128, steps=10, paint_size=256, device="cpu", max_memory_gb=0.75)
     plan = plan_memory(data_dir / "brad_pitt.jpg", cfg)
     assert plan.config.size == 512 and tile_above(plan.config) <= 256 and plan.config.tile_size < 1024
-    assert plan.estimate <= 0.65 * memory.GB
+    assert plan.estimate <= 0.75 * memory.GB
     frames = list(stylize(data_dir / "brad_pitt.jpg", data_dir / "starry_night.jpg", cfg))
     assert max(frames[-1].image.size) == 512 and not frames[-1].message
 
