@@ -26,14 +26,15 @@ from PIL import Image
 
 from queue_watch import queue_released
 from style_core import PRESETS, ConfigError, ImageError, StyleConfig, StylizeError, stylize, warm_up
-from style_core.api import AUTO, AUTO_HELP, faces_in, number, parse_extra, resolve_preset
+from style_core.api import AUTO, AUTO_HELP, faces_in, number, parse_extra, plan_memory, resolve_preset
 from style_core.cli import UNSET
 from style_core.config import PRESET_HELP, scale_sizes, steps_per_scale
 from style_core.config import preset as make_preset
-from style_core.devices import DeviceError
+from style_core.devices import DeviceError, pick_device
 from style_core.images import DEFAULT_MAX_BYTES, load_image, resize_long_side
 from style_core.portrait.faces import describe_identity
 from style_core.settings import scalar
+from style_core.timing import estimate_seconds, seconds_per_megapixel_step
 from style_core.weights import WeightsError
 
 ROOT = Path(__file__).resolve().parent
@@ -42,6 +43,14 @@ RESULTS = Path(tempfile.gettempdir()) / "style-studio-results"
 MAX_FILE_MB = int(os.environ.get("STYLE_STUDIO_MAX_FILE_MB", DEFAULT_MAX_BYTES // 2**20))
 MAX_SIZE = int(os.environ.get("STYLE_STUDIO_MAX_SIZE", 1024))
 MAX_STEPS = int(os.environ.get("STYLE_STUDIO_MAX_STEPS", 2000))
+# The server's cap on a run's peak memory (GB); unset: the memory guard's default (half of the RAM free).
+_MEMORY_CAP = os.environ.get("STYLE_STUDIO_MAX_MEMORY_GB", "").strip()
+MAX_MEMORY_GB = float(_MEMORY_CAP) if _MEMORY_CAP else None
+# Print sizes the page offers when the server allows more than the screen sizes.
+PRINT_SIZES = [s for s in (2048, 2896, 4096, 5792, 8192) if s <= MAX_SIZE] + (
+    [MAX_SIZE] if MAX_SIZE > 1024 and MAX_SIZE not in (2048, 2896, 4096, 5792, 8192) else []
+)
+DISPLAY_SIZE = 1024  # frames larger than this are shown scaled down; the download is always the full picture
 # Temporary files (gradio's cache of uploads and outputs, and RESULTS) live this long; RESULTS also keeps at most
 # RESULTS_KEEP pictures (gradio serves its own copy of each, so these are only the app's handle on them).
 CACHE_S = max(10, int(os.environ.get("STYLE_STUDIO_CACHE_S", 3600)))
@@ -51,6 +60,7 @@ USER_ERRORS = (ImageError, ConfigError, StylizeError, WeightsError, DeviceError)
 # Stop flags, one per browser session: the Stop button sets it, the running job polls it every step.
 _stops: dict[str, threading.Event] = {}
 _weights_status = {"text": "Loading the VGG weights…"}
+_speed: dict[str, float] = {}  # "per_megapixel_step": seconds, measured once the weights are loaded
 # One engine run at a time for real: gradio hands a cancelled run's slot to the next job at once, while the
 # cancelled run may still be ending its current step; the next run waits here for it (one step, not two at once).
 _engine = threading.Lock()
@@ -69,6 +79,8 @@ def _warm_up_in_background() -> None:
     def work() -> None:
         try:
             _weights_status["text"] = warm_up(make_preset())
+            config = make_preset()
+            _speed["per_megapixel_step"] = seconds_per_megapixel_step(config, pick_device(config.device))
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays up
             _weights_status["text"] = f"Weights could not be loaded: {exc}"
 
@@ -178,7 +190,14 @@ NAMED_SETTINGS = {
 
 def extra_caps() -> dict[str, float]:
     """The server's caps on what other settings may ask for (the named ones are capped where they are read)."""
-    return {"start_size": MAX_SIZE, "style_scale": 3.0, "lbfgs_history": 200, "checkpoint_every": MAX_STEPS}
+    return {
+        "start_size": MAX_SIZE,
+        "style_scale": 3.0,
+        "lbfgs_history": 200,
+        "checkpoint_every": MAX_STEPS,
+        "paint_size": MAX_SIZE,
+        "refine_steps": 50,
+    }
 
 
 def checked_controls(c: Controls) -> Controls:
@@ -228,6 +247,9 @@ def build_config(controls: Controls, blend: list[float] | None = None) -> StyleC
     base = make_preset(controls.preset)
     extra = parse_extra(controls.extra_json, NAMED_SETTINGS, extra_caps())
     size, steps, seed = int(controls.size), controls.steps, controls.seed
+    if MAX_MEMORY_GB is not None:  # the server's cap; a request may only lower it
+        asked = extra.get("max_memory_gb")
+        extra["max_memory_gb"] = MAX_MEMORY_GB if asked is None else min(float(asked), MAX_MEMORY_GB)
     keep = strength_to_multiplier(controls.keep_face)
     portrait = {k: float(getattr(controls, k)) for k in PORTRAIT_CONTROLS if getattr(controls, k) is not None}
     if controls.background:
@@ -291,6 +313,35 @@ def progress_html(frame, config: StyleConfig) -> str:
     )
 
 
+def time_estimate(controls: Controls) -> str:
+    """What a run with these controls will cost on this server, before it starts: the memory guard's plan (its
+    size and tiling) and the time from this machine's measured speed."""
+    per_step = _speed.get("per_megapixel_step")
+    if per_step is None:
+        return "*Time estimate: measuring this server's speed…*"
+    try:
+        if controls.preset == AUTO:  # the run decides; the painting scales that a print's time hangs on are the same
+            controls = replace(controls, preset="balanced")
+        config = build_config(controls)
+        content = load_image(controls.content) if controls.content else Image.new("RGB", (768, 1024))  # 3:4
+        plan = plan_memory(content, config)
+    except USER_ERRORS as exc:
+        return f"*Time estimate: {exc}*"
+    seconds = estimate_seconds(plan.config, (content.height, content.width), per_step)
+    when = f"about {seconds / 60:.0f} min" if seconds >= 90 else f"about {seconds:.0f} s"
+    size = plan.config.size
+    note = f" ({plan.note})" if plan.note else ""
+    tiled = " · printed tile by tile" if size > plan.config.paint_size else ""
+    return f"**{size} px: {when} on this server**{tiled} · memory about {plan.estimate / 2**30:.1f} GB{note}"
+
+
+def display(image: Image.Image) -> Image.Image:
+    """A picture for the screen: print-size frames scaled down (the download keeps every pixel)."""
+    if max(image.size) <= DISPLAY_SIZE:
+        return image
+    return resize_long_side(image, DISPLAY_SIZE)
+
+
 def _save_result(image: Image.Image) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"stylized-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.png"
@@ -350,7 +401,7 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
                 if value > 0:
                     history.append({"step": frame.step, "log10 loss": math.log10(value), "term": term})
             if frame.event in ("scale", "final"):
-                gallery.append((frame.image, f"{frame.scale} px · step {frame.step}"))
+                gallery.append((display(frame.image), f"{frame.scale} px · step {frame.step}"))
             if frame.message and frame.message != warned and not frame.is_final:
                 gr.Warning(frame.message)  # once per message: a recovery, or a smaller size after an out-of-memory
                 warned = frame.message
@@ -359,11 +410,13 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
                 # None, not gr.skip(), for the outputs that carry files: gradio 6.31 answers a skip with a session
                 # copy of the component that its cache cleaner (delete_cache) never sees, so the files the final
                 # frame then writes through it would stay on disk for good.
-                yield (frame.image, progress_html(frame, config), plot, None, None, gr.skip(), None, gr.skip(), mode)
+                shown = display(frame.image)
+                yield (shown, progress_html(frame, config), plot, None, None, gr.skip(), None, gr.skip(), mode)
                 continue
             if frame.message:
                 gr.Info(frame.message)
-            before = resize_long_side(content_img, max(frame.image.size)).resize(frame.image.size)
+            shown = display(frame.image)
+            before = resize_long_side(content_img, max(shown.size)).resize(shown.size)
             settings = {
                 "command": cli_command(config, len(styles), controls.preset),
                 "config": config.to_dict(),
@@ -375,10 +428,10 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
                 "mode": why,
             }
             yield (
-                frame.image,
+                shown,
                 progress_html(frame, config),
                 plot,
-                (before, frame.image),
+                (before, shown),
                 gallery,
                 settings,
                 _save_result(frame.image),
@@ -428,6 +481,16 @@ def faces_hint(content: str | None, style: str | None, current: str) -> str:
     if all(found):
         return "Faces in both pictures: **auto** will paint in **portrait mode**."
     return "No face in one of the pictures: **auto** will paint in **plain mode**."
+
+
+def print_size_chosen(choice: str | int):
+    """A print size sets the output size ("off" leaves it)."""
+    return gr.skip() if choice in (None, "off") else gr.update(value=int(choice))
+
+
+def estimate_changed(*values):
+    """The time estimate for the page's current controls (in Controls' order)."""
+    return time_estimate(Controls(*values))
 
 
 def request_stop(request: gr.Request) -> None:
@@ -561,6 +624,15 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     label="Output size (long side, px)",
                     elem_id="size",
                 )
+                print_size = gr.Dropdown(
+                    ["off", *PRINT_SIZES],
+                    value="off",
+                    label="Print size",
+                    info="paints up to 1024 px, then refines tile by tile at full size; downloads at full size",
+                    visible=bool(PRINT_SIZES),
+                    elem_id="print-size",
+                )
+                estimate = gr.Markdown("*Time estimate: measuring this server's speed…*", elem_id="estimate")
                 steps = gr.Slider(
                     0,
                     2000,
@@ -698,6 +770,9 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
             show_progress_on=[progress],
         )
         stop.click(request_stop, None, None, queue=False, api_name="stop")
+        print_size.change(print_size_chosen, print_size, size, api_name=False)
+        for control in (size, steps, preset_menu, content, extra_json):
+            control.change(estimate_changed, inputs, estimate, api_name=False, show_progress="hidden")
         preset_menu.change(
             preset_changed,
             preset_menu,

@@ -7,18 +7,21 @@ one way: this module knows both, the portrait pipeline knows the engine, the eng
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
-from . import engine
+from . import engine, memory
 from .backbone import VGGFeatures
 from .config import StyleConfig
+from .devices import pick_device
 from .frames import Frame, StylizeError
-from .images import ImageSource
+from .images import ImageSource, load_image
 from .modes import AUTO, AUTO_HELP, faces_in, resolve_preset  # noqa: F401 - the app's way to the auto preset
+from .networks import get_backbone, use_autocast
 from .settings import number, parse_extra  # noqa: F401 - the app checks its parameters with these
 
 MIN_RETRY_SIZE = 128
@@ -36,12 +39,18 @@ def stylize(
     `backbone` overrides the configured network (tests pass a tiny random one). Close the generator to
     stop; nothing keeps running after that. `should_stop` is polled every step: when it returns True the
     run ends at once with a final frame of the current picture (a UI's Stop button keeps its result).
-    When memory runs out (a big size on a small GPU), the run starts again at 3/4 of the size, with a
-    warning and the reason in each frame's `message`.
+    Before the run, the memory guard (`plan_memory`) estimates its peak: a size that would not fit runs its
+    large scales tile by tile, or, if even that would not fit, is painted at the largest size that does, with a
+    warning. Should memory still run out (a GPU shared with others), the run starts again at 3/4 of the size,
+    with a warning and the reason in each frame's `message`.
     """
     config = (config or StyleConfig()).validate()
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
-    notice = ""
+    content = load_image(content)
+    plan = plan_memory(content, config, backbone)
+    config, notice = plan.config, plan.note
+    if notice:
+        warnings.warn(notice, RuntimeWarning, stacklevel=2)
     while True:
         attempt = _attempt(content, style_list, config, backbone, should_stop)
         try:
@@ -62,6 +71,22 @@ def stylize(
         notice = f"out of memory at {config.size} px, so it was painted at {smaller} px"
         warnings.warn(notice, RuntimeWarning, stacklevel=2)
         config = config.replace(size=smaller, start_size=min(config.start_size, smaller))
+
+
+def plan_memory(
+    content: ImageSource, config: StyleConfig, backbone: VGGFeatures | None = None
+) -> memory.MemoryPlan:
+    """The memory guard's plan for painting `content` with `config` on this machine (its size, which scales are
+    tiled and how big the tiles are), within `config.max_memory_gb` or what the device has free."""
+    config = config.validate()
+    image = load_image(content)
+    device = pick_device(config.device) if backbone is None else next(backbone.parameters()).device
+    net = backbone if backbone is not None else get_backbone(config, device).net
+    low = config.autocast and use_autocast(device)
+    costs = memory.network_costs(net, 2 if low else 4, guided=config.portrait)
+    budget = memory.budget_bytes(config, device)
+    plan = memory.plan_memory(config, (image.height, image.width), costs, budget, portrait=config.portrait)
+    return dataclasses.replace(plan, held=memory.held_bytes(device))
 
 
 def _attempt(

@@ -107,7 +107,7 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .api import stylize
+    from .api import plan_memory, stylize
     from .frames import StylizeError
     from .images import ImageError, load_image, save_image
     from .modes import AUTO, resolve_preset
@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         content, styles = load_image(args.content), [load_image(s) for s in args.styles]
         if not args.quiet:
             print(warm_up(config), file=sys.stderr)  # which weights and device (loaded once, cached for the run)
+            print(plan_memory(content, config).describe(), file=sys.stderr)  # the memory guard's plan
         frames = stylize(content, styles, config)
         bar = None
         frame = None

@@ -32,9 +32,36 @@ class StyleConfig:
     size: int = field(default=384, metadata={"help": "long side of the output, px"})
     start_size: int = field(default=64, metadata={"help": "long side of the first (coarsest) scale, px"})
     scale_factor: float = field(default=math.sqrt(2), metadata={"help": "growth between scales"})
-    steps: int = field(default=300, metadata={"help": "optimizer steps over all scales"})
+    steps: int = field(
+        default=300, metadata={"help": "optimizer steps over the painting scales (up to paint_size)"}
+    )
     schedule_decay: float = field(
         default=0.85, metadata={"help": "each larger scale gets this share of the previous one's steps"}
+    )
+    paint_size: int = field(
+        default=1024,
+        metadata={
+            "help": "print sizes: scales up to this long side paint (the `steps` schedule); larger ones double in size "
+            "and each only refines, with refine_steps steps"
+        },
+    )
+    refine_steps: int = field(default=3, metadata={"help": "steps at each scale above paint_size (per tile)"})
+    tile_above: int | None = field(
+        default=None,
+        metadata={"help": "scales with a long side above this run tile by tile (default: above paint_size)"},
+    )
+    tile_size: int = field(
+        default=1024, metadata={"help": "long side of a tile's core, px (the memory guard may lower it)"}
+    )
+    tile_overlap: int = field(
+        default=64, metadata={"help": "px a tile reaches past its core on each side; overlaps are blended"}
+    )
+    max_memory_gb: float | None = field(
+        default=None,
+        metadata={
+            "help": "cap on the run's peak memory, GB (default: half of the RAM free now, cgroup limits included, "
+            "or nine tenths of the GPU's free memory); a run that would not fit is tiled, or else painted smaller"
+        },
     )
     content_weight: float = field(default=1.0, metadata={"help": "how strongly the photo's content is kept"})
     style_weight: float = field(default=5.0, metadata={"help": "how strongly the style is imposed"})
@@ -126,6 +153,13 @@ class StyleConfig:
         need(16 <= self.start_size, "start_size", "at least 16")
         need(1.05 <= self.scale_factor <= 4, "scale_factor", "between 1.05 and 4")
         need(1 <= self.steps <= 100_000, "steps", "between 1 and 100000")
+        need(64 <= self.paint_size <= 8192, "paint_size", "between 64 and 8192")
+        need(1 <= self.refine_steps <= 1000, "refine_steps", "between 1 and 1000")
+        need(self.tile_above is None or self.tile_above >= 16, "tile_above", "at least 16, or unset")
+        need(64 <= self.tile_size <= 8192, "tile_size", "between 64 and 8192")
+        need(0 <= self.tile_overlap <= 512, "tile_overlap", "between 0 and 512")
+        cap = self.max_memory_gb
+        need(cap is None or 0.25 <= cap <= 4096, "max_memory_gb", "at least 0.25 GB, or unset")
         need(0.1 <= self.schedule_decay <= 10, "schedule_decay", "between 0.1 and 10")
         for name in ("content_weight", "style_weight", "tv_weight"):
             need(math.isfinite(getattr(self, name)) and getattr(self, name) >= 0, name, "a finite number >= 0")
@@ -218,23 +252,44 @@ def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> StyleConfig:
 
 
 def scale_sizes(config: StyleConfig) -> list[int]:
-    """Long sides of the coarse-to-fine schedule: start_size growing by scale_factor up to size."""
+    """Long sides of the coarse-to-fine schedule: start_size growing by scale_factor up to min(size, paint_size),
+    then (print sizes) doubling up to size."""
+    top = min(config.size, config.paint_size)
     sizes = []
-    s = float(min(config.start_size, config.size))
-    while round(s) < config.size:
+    s = float(min(config.start_size, top))
+    while round(s) < top:
         sizes.append(round(s))
         s *= config.scale_factor
-    if sizes and config.size / sizes[-1] < math.sqrt(config.scale_factor):
+    if sizes and top / sizes[-1] < math.sqrt(config.scale_factor):
         sizes.pop()  # don't run a scale barely smaller than the last one
-    return sizes + [config.size]
+    sizes.append(top)
+    refine = []
+    while (refine[-1] if refine else top) * 2 < config.size:
+        refine.append((refine[-1] if refine else top) * 2)
+    if refine and config.size / refine[-1] < math.sqrt(2):
+        refine.pop()
+    return sizes + refine + ([config.size] if config.size > top else [])
+
+
+def tile_above(config: StyleConfig) -> int:
+    """Scales with a long side above this run tile by tile."""
+    return config.tile_above if config.tile_above is not None else config.paint_size
+
+
+def refine_scales(config: StyleConfig) -> int:
+    """How many scales of the schedule are above paint_size (each refines with refine_steps steps)."""
+    return sum(1 for s in scale_sizes(config) if s > config.paint_size)
 
 
 def steps_per_scale(config: StyleConfig, n_scales: int) -> list[int]:
-    """Split `steps` over the scales, each larger one getting schedule_decay times the previous share."""
-    shares = [config.schedule_decay**i for i in range(n_scales)]
+    """Split `steps` over the painting scales, each larger one getting schedule_decay times the previous share;
+    each scale above paint_size gets refine_steps."""
+    n_refine = min(refine_scales(config), n_scales - 1)
+    n_paint = n_scales - n_refine
+    shares = [config.schedule_decay**i for i in range(n_paint)]
     total = sum(shares)
     counts = [max(1, math.floor(config.steps * s / total)) for s in shares]
     counts[-1] += config.steps - sum(counts)
     if counts[-1] < 1:  # more scales than steps: give each scale one step
-        counts = [1] * n_scales
-    return counts
+        counts = [1] * n_paint
+    return counts + [config.refine_steps] * n_refine

@@ -20,13 +20,14 @@ from PIL import Image
 
 from .backbone import VGGFeatures
 from .color import match_colors, preserve_colors
-from .config import StyleConfig, scale_sizes, steps_per_scale
+from .config import StyleConfig, scale_sizes, steps_per_scale, tile_above
 from .devices import pick_device
 from .frames import Frame, Guidance, StylizeError
 from .images import ImageSource, load_image, resize_long_side
 from .networks import get_backbone
 from .objective import Objective
 from .scale_run import ScaleRun, graph_mode
+from .tiling import TiledScale
 
 
 def to_tensor(img: Image.Image, device: torch.device) -> torch.Tensor:
@@ -114,32 +115,71 @@ def _prepare(
 def _paint(
     job: _Job, config: StyleConfig, guidance: Guidance | None, should_stop: Callable[[], bool] | None
 ) -> Iterator[Frame]:
-    """The scales, coarse to fine: each starts from the previous one's picture, resized."""
+    """The scales, coarse to fine: each starts from the previous one's picture, resized. Scales above
+    `tile_above` run tile by tile (tiling.py)."""
     x: torch.Tensor | None = None
-    objective = None
+    scale = None
     try:
         for si, (side, n_steps) in enumerate(zip(job.sizes, job.counts)):
-            content_t = to_tensor(resize_long_side(job.content, side), job.device)
-            style_side = max(16, round(side * config.style_scale))
-            style_ts = [to_tensor(resize_long_side(s, style_side), job.device) for s in job.styles]
-            if x is None:
-                x = _initial_image(config, content_t)
-            else:
-                x = F.interpolate(x, size=content_t.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
-            objective = Objective(job.net, config, content_t, style_ts, job.keys, job.blend, guidance)
-            scale = ScaleRun(objective, x, config, job.graph_mode)
+            scale, content_t = _scale(job, config, guidance, side, n_steps, x)
 
-            def frame(event: str, scale: ScaleRun = scale, content_t: torch.Tensor = content_t, si: int = si) -> Frame:
+            def frame(event: str, scale=scale, content_t: torch.Tensor = content_t, si: int = si) -> Frame:
                 return _frame(job, scale, content_t, config, si, event)
 
-            ended = yield from _steps(job, scale, n_steps, frame, should_stop, last=si == len(job.sizes) - 1)
+            last = si == len(job.sizes) - 1
+            if isinstance(scale, TiledScale):
+                ended = yield from _tiles(job, scale, n_steps, frame, should_stop, last)
+            else:
+                ended = yield from _steps(job, scale, n_steps, frame, should_stop, last)
             x = scale.result().detach()
             if ended:
                 return
     finally:
-        del x, objective
+        del x, scale
         if job.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _scale(
+    job: _Job, config: StyleConfig, guidance: Guidance | None, side: int, n_steps: int, x: torch.Tensor | None
+) -> tuple[ScaleRun | TiledScale, torch.Tensor]:
+    """One scale's optimizer (untiled or tiled) and its photo, starting from `x` resized (None: the first scale)."""
+    content_t = to_tensor(resize_long_side(job.content, side), job.device)
+    style_side = max(16, round(side * config.style_scale))
+    style_ts = [to_tensor(resize_long_side(s, style_side), job.device) for s in job.styles]
+    if x is None:
+        x = _initial_image(config, content_t)
+    else:
+        x = F.interpolate(x, size=content_t.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+    # History beyond the scale's steps is never filled: not allocating it is what lets large scales fit.
+    config = config.replace(lbfgs_history=min(config.lbfgs_history, max(1, n_steps)))
+    if side > tile_above(config):
+        return TiledScale(job.net, config, content_t, style_ts, job.keys, job.blend, guidance, x), content_t
+    objective = Objective(job.net, config, content_t, style_ts, job.keys, job.blend, guidance)
+    return ScaleRun(objective, x, config, job.graph_mode), content_t
+
+
+def _tiles(
+    job: _Job,
+    scale: TiledScale,
+    n_steps: int,
+    frame: Callable[[str], Frame],
+    should_stop: Callable[[], bool] | None,
+    last: bool,
+) -> Generator[Frame, None, bool]:
+    """A tiled scale: `n_steps` steps on each tile in turn, a frame of the whole picture after each tile."""
+    first, count = job.step, len(scale.tiles)
+    for i in range(count):
+        stopped = scale.run_tile(i, n_steps, should_stop)
+        job.step = first + round(n_steps * (i + 1) / count)
+        if stopped:
+            scale.message = "stopped early; this is the picture so far"
+            yield frame("final")
+            return True
+        if i < count - 1:
+            yield frame("progress")
+    yield frame("final" if last else "scale")
+    return False
 
 
 def _steps(
@@ -176,7 +216,9 @@ def _steps(
     return scale.failed
 
 
-def _frame(job: _Job, scale: ScaleRun, content_t: torch.Tensor, config: StyleConfig, si: int, event: str) -> Frame:
+def _frame(
+    job: _Job, scale: ScaleRun | TiledScale, content_t: torch.Tensor, config: StyleConfig, si: int, event: str
+) -> Frame:
     img = scale.result()
     if config.preserve_colors:
         img = preserve_colors(img, content_t)

@@ -47,3 +47,5 @@ class Guidance:
     style_masks: list[dict[str, torch.Tensor]] = field(default_factory=list)
     region_weights: dict[str, float] = field(default_factory=dict)
     content_weight_map: torch.Tensor | None = None
+    # (top, left, bottom, right) as fractions of the picture: a tiled scale keeps this box in one tile if it can
+    keep_whole: tuple[float, float, float, float] | None = None

@@ -16,6 +16,7 @@ import itertools
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -72,10 +73,52 @@ def tensor_digest(t: torch.Tensor) -> str:
     return hashlib.sha1(data.numpy().tobytes() + repr(tuple(data.shape)).encode()).hexdigest()
 
 
+def style_stats_key(
+    run_net: VGGFeatures,
+    config: StyleConfig,
+    key: str,
+    style: torch.Tensor,
+    regions: Sequence[str | None],
+    masks: dict[str, torch.Tensor],
+) -> tuple:
+    """Everything a style picture's statistics depend on: the network (its serial, dtype and device), the picture
+    (digest and size), the loss, the layers, the regions and the masks' contents."""
+    weights = next(run_net.features.parameters())
+    return (
+        network_serial(run_net),
+        weights.dtype,
+        str(weights.device),
+        key,
+        tuple(style.shape),
+        config.style_loss,
+        tuple(config.style_layers),
+        tuple(regions),
+        tuple((r, tensor_digest(m)) for r, m in masks.items()),
+    )
+
+
+def content_norms(targets: dict[str, torch.Tensor], config: StyleConfig) -> dict[str, float]:
+    """Each content term's normaliser: one over its target's mean square (1 when losses are not normalised)."""
+    return {
+        n: (1 / max(float(t.pow(2).mean()), 1e-8) if config.normalize_losses else 1.0) for n, t in targets.items()
+    }
+
+
 def layer_weights(config: StyleConfig) -> list[float]:
     raw = config.style_layer_weights or [config.layer_weight_exp**i for i in range(len(config.style_layers))]
     total = sum(raw) or 1.0
     return [w / total for w in raw]
+
+
+@dataclass
+class WholeTargets:
+    """What a tile's objective takes from the whole picture (tiling.py), so that every tile pulls toward the same
+    statistics with the balance of an untiled run: each style picture's statistics, the content normalisers and
+    the sum of all regions' weights."""
+
+    style_stats: list[dict]
+    content_norm: dict[str, float]
+    region_total: float | None = None
 
 
 class Objective:
@@ -90,20 +133,21 @@ class Objective:
         style_keys: Sequence[str],
         blend: Sequence[float],
         guidance: Guidance | None = None,
+        whole: WholeTargets | None = None,
     ) -> None:
-        self.net, self.config, self.guidance = net, config, guidance
+        self.net, self.config, self.guidance, self.whole = net, config, guidance, whole
         self.run_net = run_network(net, config, content.device)
         self.layer_weights = dict(zip(config.style_layers, layer_weights(config)))
         with torch.no_grad():
             feats = self.run_net(content)
         self.content_targets = {n: feats[n].float() for n in config.content_layers}
         self.packed, self.weight_maps = self._resized_guidance(feats, content.device)
-        self.content_norm = {
-            n: (1 / max(float(t.pow(2).mean()), 1e-8) if config.normalize_losses else 1.0)
-            for n, t in self.content_targets.items()
-        }
+        self.content_norm = whole.content_norm if whole is not None else content_norms(self.content_targets, config)
         self.regions = self._regions()
-        stats = [self._style_stats(s, key, i) for i, (s, key) in enumerate(zip(styles, style_keys))]
+        if whole is not None:
+            stats = whole.style_stats
+        else:
+            stats = [self._style_stats(s, key, i) for i, (s, key) in enumerate(zip(styles, style_keys))]
         self.style_targets = self._blend(stats, blend)
         self._plan(feats)
 
@@ -129,6 +173,8 @@ class Objective:
         for n in self.content_targets:
             rows.append((self.content_norm[n], 0.0, 0.0))
         region_total = sum(g.region_weights.get(r, 1.0) for r in self.regions) if self.regions != [None] else 1.0
+        if self.whole is not None and self.whole.region_total is not None:
+            region_total = self.whole.region_total
         # per style layer: (region, per-pixel factor or None, GramMatch or Gaussian)
         self.style_plan: dict[str, list[tuple[str | None, torch.Tensor | None, object]]] = {}
         for layer in cfg.style_layers:
@@ -170,18 +216,7 @@ class Objective:
     def _style_stats(self, style: torch.Tensor, key: str, index: int) -> dict:
         """Per-layer, per-region statistics of one style picture, from the process-wide cache."""
         masks = self._style_masks(index)
-        weights = next(self.run_net.features.parameters())
-        cache_key = (
-            network_serial(self.run_net),
-            weights.dtype,
-            str(weights.device),
-            key,
-            tuple(style.shape),
-            self.config.style_loss,
-            tuple(self.config.style_layers),
-            tuple(self.regions),
-            tuple((r, tensor_digest(m)) for r, m in masks.items()),
-        )
+        cache_key = style_stats_key(self.run_net, self.config, key, style, self.regions, masks)
         return STYLE_STATS.get(cache_key, lambda: self._compute_style_stats(style, masks))
 
     def _compute_style_stats(self, style: torch.Tensor, masks: dict[str, torch.Tensor]) -> dict:

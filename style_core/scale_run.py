@@ -173,7 +173,12 @@ class ScaleRun:
         return self.ema if self.ema is not None else self.x.detach().clamp(0, 1)
 
     def read_losses(self) -> dict[str, float]:
-        if not self.terms:
-            return {}
-        values = torch.stack(list(self.terms.values())).tolist()  # one read-back from the device, not one per term
-        return {k: v for k, v in zip(self.terms, values) if math.isfinite(v)}
+        return read_terms(self.terms)
+
+
+def read_terms(terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Loss terms as numbers, the non-finite left out: one read-back from the device, not one per term."""
+    if not terms:
+        return {}
+    values = torch.stack(list(terms.values())).tolist()
+    return {k: v for k, v in zip(terms, values) if math.isfinite(v)}

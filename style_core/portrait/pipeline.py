@@ -188,6 +188,7 @@ def plan_portrait(
         style_masks=[_tensors(m) for m in style_masks],
         region_weights=STYLE_REGION_WEIGHTS,
         content_weight_map=torch.from_numpy(content_weight_map(masks, config.keep_face))[None, None],
+        keep_whole=face_box(target, warped.size),
     )
     # The style's palette before painting too, so the content loss does not pull the colours back to the photo's.
     first_masks, first_style = style_sets[0]
@@ -197,6 +198,16 @@ def plan_portrait(
     return PortraitPlan(
         warped, flat, canvas, masks, style_sets, guidance, config.replace(style_scale=scale), face_width, lm, target
     )
+
+
+def face_box(landmarks: np.ndarray, size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The face with its forehead and hair line, as (top, left, bottom, right) fractions of a picture of `size`:
+    what a tiled scale keeps in one tile, so the face is never painted in pieces."""
+    (left, top), (right, bottom) = landmarks.min(0), landmarks.max(0)
+    w, h = right - left, bottom - top
+    box = (top - 0.6 * h, left - 0.15 * w, bottom + 0.1 * h, right + 0.15 * w)
+    width, height = size
+    return (max(0.0, box[0] / height), max(0.0, box[1] / width), min(1.0, box[2] / height), min(1.0, box[3] / width))
 
 
 def _background(

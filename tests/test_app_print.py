@@ -1,0 +1,52 @@
+"""Print sizes in the app: the server's memory cap holds whatever a request says, big frames are shown scaled down
+while the download keeps every pixel, and the time estimate comes from the guard's plan and the measured speed."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+import app
+
+
+def test_the_servers_memory_cap_holds_whatever_the_request_says(monkeypatch):
+    monkeypatch.setattr(app, "MAX_MEMORY_GB", 6.0)
+    controls = app.Controls(content="p.png", style="s.png", preset="balanced")
+    assert app.build_config(controls).max_memory_gb == 6.0
+    lower = app.Controls(content="p.png", style="s.png", preset="balanced", extra_json='{"max_memory_gb": 2}')
+    assert app.build_config(lower).max_memory_gb == 2.0
+    higher = app.Controls(content="p.png", style="s.png", preset="balanced", extra_json='{"max_memory_gb": 60}')
+    assert app.build_config(higher).max_memory_gb == 6.0
+    monkeypatch.setattr(app, "MAX_MEMORY_GB", None)
+    assert app.build_config(controls).max_memory_gb is None
+
+
+def test_print_frames_are_shown_scaled_down():
+    big = Image.new("RGB", (4096, 3072))
+    assert app.display(big).size == (1024, 768)
+    small = Image.new("RGB", (384, 300))
+    assert app.display(small) is small
+
+
+def test_a_print_size_sets_the_output_size():
+    assert app.print_size_chosen("4096")["value"] == 4096
+    assert app.print_size_chosen("off") == app.gr.skip()
+
+
+def test_the_time_estimate_uses_the_measured_speed_and_the_guards_plan(monkeypatch, tmp_path):
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (300, 400)).save(photo)
+    monkeypatch.setattr(app, "MAX_SIZE", 4096)
+    monkeypatch.setattr(app, "_speed", {})
+    controls = app.Controls(content=str(photo), style=str(photo), size=4096)
+    assert "measuring" in app.time_estimate(controls)
+    monkeypatch.setattr(app, "_speed", {"per_megapixel_step": 10.0})
+    monkeypatch.setattr(app, "plan_memory", lambda content, config: _Plan(config))
+    text = app.time_estimate(controls)
+    assert text.startswith("**4096 px: about") and "min on this server" in text and "tile by tile" in text
+    small = app.time_estimate(app.Controls(content=str(photo), style=str(photo), size=256))
+    assert " s on this server" in small and "tile" not in small
+
+
+class _Plan:
+    def __init__(self, config):
+        self.config, self.note, self.estimate = config, "", 3 * 2**30
