@@ -268,7 +268,7 @@ class Objective:
             if self.packed:
                 pixels = losses.gather_regions(f, self.packed[layer])
             else:
-                pixels = {None: (f.float().reshape(f.shape[1], -1), None)}
+                pixels = {None: (losses.channel_matrix(f), None)}
             for region, factor, target in plan:
                 pix, weight = pixels[region]
                 if self._gram:

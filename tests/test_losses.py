@@ -92,3 +92,21 @@ def test_gram_match_equals_the_direct_loss_with_its_gradient_in_both_forms(n):
     factor, match = gram_match(target, None, n)
     assert factor is None
     torch.testing.assert_close(match(pixels), plain)
+
+
+def test_channels_last_maps_give_the_same_statistics_without_reordering():
+    """The bf16 twin's channels-last feature maps: the same Gram, mean/cov and region gathers as the default
+    layout, read as transposed rows (no copy of the whole map at every layer)."""
+    torch.manual_seed(0)
+    f = torch.randn(1, 8, 6, 5)
+    cl = f.contiguous(memory_format=torch.channels_last)
+    assert losses.channel_matrix(cl).data_ptr() == cl.data_ptr()  # a view, not a copy
+    assert torch.allclose(losses.channel_matrix(cl), losses.channel_matrix(f))
+    mask = torch.rand(6, 5)
+    assert torch.allclose(losses.gram(cl, mask), losses.gram(f, mask), atol=1e-6)
+    for a, b in zip(losses.mean_cov(cl, mask), losses.mean_cov(f, mask)):
+        assert torch.allclose(a, b, atol=1e-6)
+    packed = losses.pack_masks({"a": mask, "b": 1 - mask}, 6, 5)
+    got, want = losses.gather_regions(cl, packed), losses.gather_regions(f, packed)
+    for region in want:
+        assert torch.allclose(got[region][0], want[region][0])
