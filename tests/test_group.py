@@ -190,3 +190,14 @@ def test_a_profile_face_falls_back_to_plain_mode_with_a_message(monkeypatch, con
     final = list(stylize(photo, style, config, backbone=net))[-1]
     assert runs == [((200, 240), False)] or [g for _, g in runs] == [False]
     assert "profile" in final.message and "plain mode" in final.message
+
+
+def test_a_weak_find_beside_a_clear_face_is_not_a_second_face():
+    """A badge on a shirt (HOG score 0.12 beside its wearer's 1.16, measured on NASA's astronaut portrait) is not
+    painted as a face; two clear faces both stay, and a lone weak find (a drawn face) stays."""
+    from style_core.portrait.faces import _confident
+
+    assert _confident(["face", "badge"], [1.16, 0.12]) == ["face"]
+    assert _confident(["a", "b"], [1.8, 0.9]) == ["a", "b"]
+    assert _confident(["drawn"], [0.1]) == ["drawn"]
+    assert _confident([], []) == []

@@ -96,14 +96,25 @@ def blend_mask(side: int) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def paste(base: Image.Image, painted: Image.Image, crop: Crop, out_per_picture: float) -> Image.Image:
+def paste(
+    base: Image.Image,
+    painted: Image.Image,
+    crop: Crop,
+    out_per_picture: float,
+    person: np.ndarray | None = None,
+) -> Image.Image:
     """`painted` (the crop's painting) put back into `base` (the whole picture's painting) without a seam.
 
     Two steps: the difference between the two paintings, blurred to its low frequencies, is added to the crop where
-    the crop fades out (the colours meet), then the crop is faded in with `blend_mask`."""
+    the crop fades out (the colours meet), then the crop is faded in with `blend_mask`, times `person` (the head and
+    shoulders in the crop, soft, in `painted`'s pixels) when given: the crop's own background, painted from the
+    style's background, would otherwise show as a pale square around the head."""
     size = base.size
     laid = _unit(crop.back(painted, size, out_per_picture))
-    mask_img = Image.fromarray((blend_mask(painted.width) * 255).astype(np.uint8))
+    weight = blend_mask(painted.width)
+    if person is not None and person.shape == weight.shape:
+        weight = weight * person
+    mask_img = Image.fromarray((weight * 255).astype(np.uint8))
     mask = _unit(crop.back(mask_img, size, out_per_picture))
     inside = _unit(crop.back(Image.new("L", painted.size, 255), size, out_per_picture))
     base_arr = _unit(base)

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from .. import engine
 from ..config import StyleConfig
@@ -21,6 +22,7 @@ from ..images import resize_long_side
 from .crops import Crop, face_crop, paste
 from .faces import Face, describe_identity, descriptor, find_faces
 from .finish import flatten
+from .masks import region_masks
 
 # paint_one(crop picture, its face, config) -> frames of the single-face pipeline, the last final and scored.
 PaintOne = Callable[[Image.Image, Face, StyleConfig], Iterator[Frame]]
@@ -55,7 +57,7 @@ def paint_faces(
         if last is None:
             break
         crop_scores.append(last.identity)
-        base = paste(base, last.image, crop, out_per_picture)
+        base = paste(base, last.image, crop, out_per_picture, person=person_mask(cut, crop_face, last.image.size))
         frame = last
     scores = face_identities(content, faces, base, out_per_picture, crop_scores)
     known = [s for s in scores if s is not None]
@@ -95,6 +97,18 @@ def _base(content, styles, config, backbone, should_stop, n_faces):
 
 def _still(image: Image.Image, config: StyleConfig, message: str) -> Frame:
     return Frame(image, 0, config.steps, config.size, 0, 1, {}, 0.0, False, message=message)
+
+
+def person_mask(cut: Image.Image, face: Face, size: tuple[int, int]) -> np.ndarray:
+    """Where the crop shows the person (face, hair, neck: everything but the background), soft, at `size`: found
+    by colour on the photo's crop, widened and feathered so the painted hair's edge and the warp's small moves stay
+    inside."""
+    picture = cut.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+    landmarks = face.landmarks * (size[0] / cut.width)
+    person = 1.0 - region_masks(size, landmarks, image=np.asarray(picture, np.float64) / 255.0)["background"]
+    face_w = float(np.ptp(landmarks[:17, 0])) or 1.0
+    grown = ndimage.maximum_filter(person, size=max(3, round(0.08 * face_w)))
+    return np.clip(ndimage.gaussian_filter(grown, sigma=max(1.0, 0.05 * face_w)), 0, 1)
 
 
 def _face_in_crop(cut: Image.Image, face: Face, crop: Crop) -> Face:
