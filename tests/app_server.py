@@ -4,6 +4,7 @@ browser, raw requests). Used by the app fixtures and by benchmarks/soak.py."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, never a downloaded browser
+
+
+def launch_chromium(playwright):
+    """Headless Debian Chromium for the browser tests, quiet (no sandbox, GPU, updates or first-run pages)."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+              "--no-first-run"],
+    )
 
 
 def free_port() -> int:

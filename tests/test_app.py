@@ -3,7 +3,6 @@ and by Playwright in Debian's Chromium."""
 
 from __future__ import annotations
 
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -12,11 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .app_server import running_app
+from .app_server import CHROMIUM, launch_chromium, running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 pytestmark = pytest.mark.integration
 
@@ -75,10 +73,7 @@ def test_browser_paints_live_and_stops(app_url, data_dir):
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
         page.goto(app_url)
         page.locator("#content input[type=file]").set_input_files(str(data_dir / "077417.jpg"))

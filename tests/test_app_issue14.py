@@ -3,16 +3,14 @@ Paint at once), and every /stylize parameter sent wrong over the API, each a cle
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from .app_server import running_app
+from .app_server import CHROMIUM, launch_chromium, running_app
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
 pytestmark = pytest.mark.integration
 
@@ -33,10 +31,7 @@ def test_upload_both_and_paint_at_once_runs_portrait_mode(app_url, data_dir):
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1400})
         page.goto(app_url)
         size_box = page.locator("#size input[type=number]")
