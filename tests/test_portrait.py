@@ -69,6 +69,29 @@ def test_hair_is_told_from_the_background_by_colour():
     assert by_colour["hair"][crown] > 0.8
 
 
+def test_sunlit_strands_beside_the_cheeks_are_hair_not_skin():
+    """Long dark hair down both sides with skin-coloured (sunlit) streaks in it, well beside the cheeks: the streaks
+    join the hair, not the face's skin, so the style's hair colour reaches them; the ear-side band stays skin."""
+    lm = synthetic_landmarks(cx=150, cy=170)
+    h, w = 320, 300
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = np.empty((h, w, 3))
+    image[:] = (0.3, 0.5, 0.9)  # sky
+    hair = (((xx - 150) / 110.0) ** 2 + ((yy - 150) / 150.0) ** 2 < 1) & (yy < 300)  # long hair to the shoulders
+    image[hair] = (0.2, 0.12, 0.08)
+    face = region_masks((w, h), lm)
+    skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
+    image[skin] = (0.85, 0.65, 0.55)
+    streaks = hair & ~skin & (np.abs(xx - 150) > 85) & (yy % 12 < 4)  # skin-coloured strands, far out
+    image[streaks] = (0.85, 0.65, 0.55)
+    masks = region_masks((w, h), lm, image=image)
+    rows, cols = np.nonzero(streaks & (yy > 120) & (yy < 200))
+    assert len(rows) > 50
+    assert masks["hair"][rows, cols].mean() > 0.6 and masks["skin"][rows, cols].mean() < 0.2
+    cheek = (lm[2] * 0.5 + lm[30] * 0.5).round().astype(int)
+    assert masks["skin"][cheek[1], cheek[0]] > 0.6
+
+
 def test_content_weight_map_favours_features():
     lm = synthetic_landmarks()
     masks = region_masks((200, 240), lm)

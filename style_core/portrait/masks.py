@@ -55,12 +55,19 @@ def _log_density(pixels: np.ndarray, samples: np.ndarray) -> np.ndarray:
 
 
 def head_classes(
-    image: np.ndarray, skin: np.ndarray, crown: np.ndarray, outside: np.ndarray, candidates: np.ndarray, blur: float
+    image: np.ndarray,
+    skin: np.ndarray,
+    crown: np.ndarray,
+    outside: np.ndarray,
+    candidates: np.ndarray,
+    blur: float,
+    skin_allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """P(hair) and P(skin) per pixel of `candidates` (the head's surround) from three colour models: skin sampled on
     the face, background beside the head, hair on the crown above the forehead. Crown pixels that look like the
-    face's skin are a high forehead, not hair, and are left out of the hair sample. None when a sample is too small
-    to trust (then the head's outline alone decides)."""
+    face's skin are a high forehead, not hair, and are left out of the hair sample. Where `skin_allowed` is 0 (long
+    hair beside the cheeks, whose sunlit strands are skin-coloured) a pixel is hair or background only. None when a
+    sample is too small to trust (then the head's outline alone decides)."""
     skin_px, background_px = image[skin > 0.5], image[outside > 0.5]
     if len(skin_px) < 50 or len(background_px) < 50:
         return None
@@ -75,6 +82,12 @@ def head_classes(
     # Hair must look like the crown's hair, not only more like it than like skin or the wall behind: a dark shirt
     # or a shadow is not hair (its colour is rarer under the hair model than the crown's own 5th percentile).
     logs[0] = np.where(logs[0] < np.percentile(_log_density(hair_px, hair_px), 5), -np.inf, logs[0])
+    if skin_allowed is not None:
+        barred = skin_allowed[where] < 0.5
+        # A skin-coloured strand where no skin can be (sunlit hair beside a cheek) is hair, as likely as it would
+        # have been skin.
+        logs[0] = np.where(barred & (logs[1] > logs[0]), logs[1], logs[0])
+        logs[1] = np.where(barred, -np.inf, logs[1])
     probs = np.exp(logs - logs.max(0))
     probs /= probs.sum(0)
     out = []
@@ -92,6 +105,21 @@ def _neck(size: tuple[int, int], chin: np.ndarray, cx: float, face_w: float) -> 
     across = np.clip((0.4 * face_w - np.abs(cols - cx)) / (0.15 * face_w), 0, 1)
     down = np.clip((rows - chin[1]) / (0.15 * face_w), 0, 1)
     return down[:, None] * across[None, :]
+
+
+def skin_places(size: tuple[int, int], lm: np.ndarray, face: np.ndarray, cx: float, face_w: float) -> np.ndarray:
+    """Where skin may be around the face outline: a band along it (the ears, the temples), the forehead above it up
+    to any hairline, and the neck. Elsewhere in the head's surround (long hair beside the cheeks) it is hair or the
+    scene."""
+    band = np.asarray(
+        Image.fromarray((face * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * round(0.06 * face_w) + 1)),
+        np.float32,
+    ) / 255.0
+    cols, rows = np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32)
+    brows = float(lm[17:27, 1].mean())
+    forehead = (rows[:, None] < brows) * (np.abs(cols - cx)[None, :] < 0.45 * face_w)
+    neck = _neck(size, lm[8], cx, face_w) > 0
+    return np.maximum.reduce([band, forehead, neck]).astype(np.float32)
 
 
 def region_masks(
@@ -123,7 +151,8 @@ def region_masks(
         outside = (1 - wide) * (np.arange(size[1])[:, None] < lm[8, 1])  # beside and above the head, not the body
         skin = face * (1 - np.clip(eyes + brows + mouth, 0, 1))
         candidates = np.clip(wide - face, 0, 1)
-        classes = head_classes(image, skin, crown * (1 - face), outside, candidates, 0.03 * face_w)
+        allowed = skin_places(size, lm, face, cx, face_w)
+        classes = head_classes(image, skin, crown * (1 - face), outside, candidates, 0.03 * face_w, allowed)
         if classes is not None:
             hair_p, skin_p = classes
             head_a = wide * hair_p * (1 - _neck(size, lm[8], cx, face_w))  # a collar under the chin is not hair
