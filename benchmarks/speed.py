@@ -91,10 +91,13 @@ def project_config(size: int, device: str, backbone: str) -> StyleConfig:
 
     Re-tuned for the original VGG19: on it, the last scale's first steps are what decide when the seed's objective
     is reached (measured at 256 px: 64 px start, 192 steps, decay 0.8 reached it after 11.4 s; a 128 px start with
-    a growing share of 80 steps, after 8.0 s), so fewer coarse steps and more at full size."""
-    steps = max(60, round(size * 0.3))
+    a growing share of 80 steps, after 8.0 s), so fewer coarse steps and more at full size. Since each scale's
+    L-BFGS starts from the curvature pairs of the scale before (`warm_curvature`), the full size needs fewer steps
+    to get there (256 px, 66 steps [12, 20, 34]: the seed's objective at its 28th full-size step, 32 without), so
+    the coarse scales get a smaller share still."""
+    steps = max(60, round(size * 0.26))
     return seed_objective_config(size, device, backbone).replace(
-        optimizer="lbfgs", init="content", start_size=min(128, size), steps=steps, schedule_decay=1.2,
+        optimizer="lbfgs", init="content", start_size=min(128, size), steps=steps, schedule_decay=1.6,
         checkpoint_every=1,
     )
 

@@ -119,9 +119,10 @@ def _paint(
     `tile_above` run tile by tile (tiling.py)."""
     x: torch.Tensor | None = None
     scale = None
+    pairs: tuple[torch.Tensor, torch.Tensor] | None = None  # the last scale's L-BFGS pairs, as pictures
     try:
         for si, (side, n_steps) in enumerate(zip(job.sizes, job.counts)):
-            scale, content_t = _scale(job, config, guidance, side, n_steps, x)
+            scale, content_t = _scale(job, config, guidance, side, n_steps, x, pairs)
 
             def frame(event: str, scale=scale, content_t: torch.Tensor = content_t, si: int = si) -> Frame:
                 return _frame(job, scale, content_t, config, si, event)
@@ -132,6 +133,7 @@ def _paint(
             else:
                 ended = yield from _steps(job, scale, n_steps, frame, should_stop, last)
             x = scale.result().detach()
+            pairs = _pairs_as_pictures(scale, x)
             if ended:
                 return
     finally:
@@ -140,10 +142,38 @@ def _paint(
             torch.cuda.empty_cache()
 
 
+def _pairs_as_pictures(scale: ScaleRun | TiledScale, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The scale's L-BFGS pairs (moves, gradient changes) shaped as pictures like `x`, for the next scale."""
+    pairs = scale.curvature_pairs() if isinstance(scale, ScaleRun) else None
+    if pairs is None:
+        return None
+    s_rows, y_rows = pairs
+    return s_rows.view(-1, *x.shape[1:]), y_rows.view(-1, *x.shape[1:])
+
+
+def _resized_pairs(pairs: tuple[torch.Tensor, torch.Tensor], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coarse pairs on the finer grid: the moves resized; the gradient changes resized and divided by the growth in
+    pixels (the losses are means over pixels, so each pixel's share of a gradient shrinks as the picture grows).
+    What they knew of the coarse picture's curvature is then the fine picture's first guess of its own."""
+    s_img, y_img = pairs
+    size = like.shape[-2:]
+    growth = (size[0] * size[1]) / (s_img.shape[-2] * s_img.shape[-1])
+    s_fine = F.interpolate(s_img, size=size, mode="bilinear", align_corners=False)
+    y_fine = F.interpolate(y_img, size=size, mode="bilinear", align_corners=False) / growth
+    return s_fine.flatten(1), y_fine.flatten(1)
+
+
 def _scale(
-    job: _Job, config: StyleConfig, guidance: Guidance | None, side: int, n_steps: int, x: torch.Tensor | None
+    job: _Job,
+    config: StyleConfig,
+    guidance: Guidance | None,
+    side: int,
+    n_steps: int,
+    x: torch.Tensor | None,
+    pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[ScaleRun | TiledScale, torch.Tensor]:
-    """One scale's optimizer (untiled or tiled) and its photo, starting from `x` resized (None: the first scale)."""
+    """One scale's optimizer (untiled or tiled) and its photo, starting from `x` resized (None: the first scale),
+    L-BFGS starting from the scale before's curvature `pairs` (as pictures) when the config says so."""
     content_t = to_tensor(resize_long_side(job.content, side), job.device)
     style_side = max(16, round(side * config.style_scale))
     style_ts = [to_tensor(resize_long_side(s, style_side), job.device) for s in job.styles]
@@ -156,7 +186,8 @@ def _scale(
     if side > tile_above(config):
         return TiledScale(job.net, config, content_t, style_ts, job.keys, job.blend, guidance, x), content_t
     objective = Objective(job.net, config, content_t, style_ts, job.keys, job.blend, guidance)
-    return ScaleRun(objective, x, config, job.graph_mode), content_t
+    inherited = None if pairs is None or not config.warm_curvature else _resized_pairs(pairs, x)
+    return ScaleRun(objective, x, config, job.graph_mode, inherited=inherited), content_t
 
 
 def _tiles(

@@ -47,7 +47,10 @@ class LBFGS:
         with torch.enable_grad():
             loss = closure()
         grad = self.param.grad.detach().reshape(-1)
-        if self.prev_grad is None:
+        if self.prev_grad is None and self.count > 0:
+            direction = self._two_loop(grad)  # pairs handed down (`seed`): a full quasi-Newton first step
+            scale = torch.full((), self.lr, device=grad.device, dtype=grad.dtype)
+        elif self.prev_grad is None:
             direction = grad.neg()
             # First step: at most one unit of pixel change in total, as torch's L-BFGS does.
             scale = torch.clamp(1.0 / grad.abs().sum(), max=1.0) * self.lr
@@ -64,6 +67,17 @@ class LBFGS:
         # A copy: the caller may reuse its gradient buffer (a replayed CUDA graph overwrites it every step).
         self.prev_grad, self.last_move = grad.clone(), move
         return loss
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stored (move, gradient change) pairs, oldest first, as (pairs, pixels) rows."""
+        k = min(self.count, self.m)
+        order = self._orders[self.count % self.m] if self.count >= self.m else torch.arange(k, device=self.rho.device)
+        return self.s_rows[order[:k]], self.y_rows[order[:k]]
+
+    def seed(self, s_rows: torch.Tensor, y_rows: torch.Tensor) -> None:
+        """Start from these pairs (oldest first), as if this optimizer had made those moves itself."""
+        for s, y in zip(s_rows[-self.m :], y_rows[-self.m :]):
+            self._remember(y.to(self.s_rows.dtype), s.to(self.s_rows.dtype))
 
     def _remember(self, y: torch.Tensor, s: torch.Tensor) -> None:
         slot = self.count % self.m

@@ -32,9 +32,15 @@ class ScaleRun:
     GRAPH_WARM_UP = 2  # eager steps per scale before recording a CUDA graph
 
     def __init__(
-        self, objective: Objective, x: torch.Tensor, config: StyleConfig, graph_mode: str | None = None
+        self,
+        objective: Objective,
+        x: torch.Tensor,
+        config: StyleConfig,
+        graph_mode: str | None = None,
+        inherited: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         self.objective, self.config = objective, config
+        self.inherited = inherited  # L-BFGS pairs (moves, gradient changes) from the scale before, resized
         self.graph_mode = graph_mode  # "cuda", "simulate" (tests) or None
         self.graph: StepGraph | None = None
         self.warmup_left = self.GRAPH_WARM_UP
@@ -108,6 +114,9 @@ class ScaleRun:
             self.opt: LBFGS | torch.optim.Optimizer = LBFGS(
                 self.x, lr=self.lr_scale, history_size=self.config.lbfgs_history
             )
+            # A restart after a bad step forgets the inherited pairs too: they may be what went wrong.
+            if self.inherited is not None and self.lr_scale == 1.0:
+                self.opt.seed(*self.inherited)
         else:
             self.opt = torch.optim.Adam([self.x], lr=self.config.lr * self.lr_scale, betas=(0.9, 0.99))
 
@@ -166,6 +175,12 @@ class ScaleRun:
         if len(h) >= 2 and h[-2] > 0 and (h[-2] - h[-1]) / h[-2] < tolerance:
             self.done_scale = True
         return self.done_scale
+
+    def curvature_pairs(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """L-BFGS's stored pairs, oldest first (None: another optimizer, none yet, or a failed scale)."""
+        if isinstance(self.opt, LBFGS) and self.opt.count > 0 and not self.failed:
+            return self.opt.pairs()
+        return None
 
     def result(self) -> torch.Tensor:
         if self.failed or not torch.isfinite(self.x).all():

@@ -254,3 +254,35 @@ def test_step_graphs_are_asked_for_only_on_cuda_with_the_gram_loss():
     assert graph_mode(on, torch.device("cpu")) is None
     assert graph_mode(on.replace(style_loss="w2"), torch.device("cuda")) is None
     assert graph_mode(StyleConfig(), torch.device("cuda")) is None
+
+
+def test_each_finer_scale_starts_from_the_coarser_scales_curvature_pairs(
+    tiny_net, tiny_config, content_img, style_img, monkeypatch
+):
+    """With warm_curvature, the second scale's L-BFGS holds pairs before its first step: the first scale's, resized
+    (moves as they were, gradient changes divided by the growth in pixels); without it, none."""
+    seen = []
+    real = scale_run.ScaleRun.__init__
+
+    def spy(self, objective, x, config, graph_mode=None, inherited=None):
+        real(self, objective, x, config, graph_mode, inherited)
+        seen.append((tuple(x.shape[-2:]), self.opt.count, inherited))
+
+    monkeypatch.setattr(scale_run.ScaleRun, "__init__", spy)
+    list(stylize(content_img, style_img, tiny_config, backbone=tiny_net))
+    assert seen[0][1] == 0 and seen[0][2] is None
+    assert all(count > 0 for _, count, _ in seen[1:])
+    h1, w1 = seen[1][0]
+    assert seen[1][2][0].shape[1] == seen[1][2][1].shape[1] == 3 * h1 * w1
+    seen.clear()
+    list(stylize(content_img, style_img, tiny_config.replace(warm_curvature=False), backbone=tiny_net))
+    assert all(count == 0 and pairs is None for _, count, pairs in seen)
+
+
+def test_resized_pairs_keep_the_moves_and_scale_the_gradient_changes():
+    s = torch.full((2, 3, 4, 5), 0.25)
+    y = torch.full((2, 3, 4, 5), 8.0)
+    s_fine, y_fine = engine._resized_pairs((s, y), torch.zeros(1, 3, 8, 10))
+    assert s_fine.shape == y_fine.shape == (2, 3 * 8 * 10)
+    torch.testing.assert_close(s_fine, torch.full_like(s_fine, 0.25))
+    torch.testing.assert_close(y_fine, torch.full_like(y_fine, 2.0))  # 4x the pixels: a quarter of the change

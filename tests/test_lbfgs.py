@@ -59,3 +59,63 @@ def test_a_pair_without_positive_curvature_is_a_no_op_and_steps_still_descend():
 
         losses.append(float(opt.step(closure).detach()))
     assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0]
+
+
+def test_pairs_come_back_oldest_first_after_the_ring_wraps():
+    f = _quadratic()
+    x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
+    opt = LBFGS(x, lr=1.0, history_size=4)
+    moves = []
+    for _ in range(9):
+        def closure():
+            opt.zero_grad()
+            loss = f(x)
+            loss.backward()
+            return loss
+
+        before = x.detach().clone()
+        opt.step(closure)
+        moves.append(x.detach() - before)
+    s_rows, _ = opt.pairs()
+    # 9 steps store 8 pairs (each pair is made at the next step); the ring of 4 keeps moves 5..8, oldest first.
+    torch.testing.assert_close(s_rows, torch.stack(moves[4:8]), rtol=1e-12, atol=1e-12)
+
+
+def test_seeded_pairs_make_the_first_steps_quasi_newton():
+    """Pairs handed down from a run on the same problem: the new optimizer's first steps go much further down than
+    a cold start's (whose first step is a unit move), the warm start the engine gives each finer scale."""
+    f = _quadratic()
+    donor_x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
+    donor = LBFGS(donor_x, lr=1.0, history_size=10)
+    for _ in range(12):
+        def closure():
+            donor.zero_grad()
+            loss = f(donor_x)
+            loss.backward()
+            return loss
+
+        donor.step(closure)
+    pairs = donor.pairs()
+    start = torch.full((40,), 0.5, dtype=torch.float64)
+
+    def three_steps(seed: bool) -> float:
+        x = start.clone().requires_grad_(True)
+        opt = LBFGS(x, lr=1.0, history_size=10)
+        if seed:
+            opt.seed(*pairs)
+        for _ in range(3):
+            def closure():
+                opt.zero_grad()
+                loss = f(x)
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+        return float(f(x.detach()))
+
+    zero = torch.zeros(40, dtype=torch.float64)
+    minimum = torch.linalg.solve(torch.func.hessian(f)(zero), -torch.func.grad(f)(zero))  # H x = b
+    best = float(f(minimum))
+    cold, warm = three_steps(False), three_steps(True)
+    assert warm < cold
+    assert warm - best < 0.5 * (cold - best)

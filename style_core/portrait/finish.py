@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
 
 from ..color import color_stats, rgb_to_ycc, transfer_colors, ycc_to_rgb
 
@@ -126,4 +127,20 @@ def surface_content(
         return image, flat
     detail = np.clip(masks["eyes"] + masks["brows"] + 0.6 * masks["mouth"], 0, 1)
     alpha = (strength * (1 - detail))[..., None]
-    return image * (1 - alpha) + flat * alpha, flat
+    crisp = crisp_eyes(image, masks["eyes"], face_width, EYE_CONTRAST * strength)
+    return crisp * (1 - alpha) + flat * alpha, flat
+
+
+EYE_CONTRAST = 1.0
+
+
+def crisp_eyes(image: np.ndarray, eyes: np.ndarray, face_width: float, amount: float) -> np.ndarray:
+    """The eyes' local contrast raised (an unsharp mask inside the eye mask): lash lines darker, whites whiter, as
+    drawn eyes are. Painting softens small shapes, and soft eye outlines read (to people, to landmarks) as small
+    eyes."""
+    if amount <= 0:
+        return image
+    sigma = max(1.0, face_width / 40)
+    blurred = np.stack([gaussian_filter(image[..., c], sigma) for c in range(3)], -1)
+    sharp = np.clip(image + amount * (image - blurred), 0, 1)
+    return image + np.clip(eyes, 0, 1)[..., None] * (sharp - image)
