@@ -119,6 +119,10 @@ class StyleConfig:
     warp_strength: float = field(
         default=0.0, metadata={"help": "portrait: move the face toward the style face's shape, 0..1"}
     )
+    face_style: float = field(
+        default=0.0,
+        metadata={"help": "portrait: weight of the whole face's style match (the face as one region), 0: off"},
+    )
     cartoon: float = field(
         default=0.0,
         metadata={"help": "portrait: cartoon proportions (bigger eyes, smaller nose and mouth, round chin), 0..1"},
@@ -130,7 +134,7 @@ class StyleConfig:
         default="painted", metadata={"help": "portrait: the background painted, flat (simplified) or photo (kept)"}
     )
     region_colors: float = field(
-        default=0.0, metadata={"help": "portrait: recolour skin and hair to the style's, 0..1"}
+        default=0.0, metadata={"help": "portrait: recolour skin and hair to the style's before painting, 0..1"}
     )
     skin_smoothing: float = field(default=0.0, metadata={"help": "portrait: edge-aware smoothing of the skin, 0..1"})
     face_index: int | None = field(
@@ -143,6 +147,11 @@ class StyleConfig:
             "help": "portrait: if the result's identity distance is above this, bring back the photo's facial "
             "detail step by step until it is not (0: off)"
         },
+    )
+    identity_scale: float = field(
+        default=1.0,
+        metadata={"help": "portrait: the size the face is seen at over the size it is painted at (a crop pasted back "
+                  "smaller); the identity guard scores it there"},
     )
 
     def validate(self) -> StyleConfig:
@@ -202,6 +211,8 @@ class StyleConfig:
             need(0 <= getattr(self, name) <= 1, name, "between 0 and 1")
         need(self.face_index is None or self.face_index >= 0, "face_index", ">= 0 (or unset: every face)")
         need(0 <= self.identity_target <= 2, "identity_target", "between 0 and 2")
+        need(0 <= self.face_style <= 100, "face_style", "between 0 and 100")
+        need(0 < self.identity_scale <= 1, "identity_scale", "above 0 and at most 1")
         return self
 
     def replace(self, **changes: Any) -> StyleConfig:
@@ -222,12 +233,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "size": 384,
         "steps": 160,
         "schedule_decay": 0.9,  # the two largest scales get a quarter of the steps: real work at full size
-        "style_weight": 12.0,
+        "style_weight": 60.0,  # with the identity guard restoring structure, the style can take the skin and hair
         "content_weight": 6.0,
         "content_layers": ("relu2_2", "relu3_2", "relu4_2"),
         # relu5_1 left out: at a face's size it holds the face's layout, which the photo's landmarks decide here.
         "style_layers": ("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
         "keep_face": 4.0,
+        "face_style": 24.0,  # the face square as one region too: at a glance it reads as the style's face
         "warp_strength": 0.15,
         "cartoon": 0.6,  # eyes 1.2x, nose and mouth smaller, chin lifted and rounded
         "flatten": 1.0,  # content from the flattened photo: the skin's pores and stubble are not kept

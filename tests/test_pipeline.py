@@ -81,7 +81,9 @@ def test_a_face_in_both_pictures_gives_a_guided_run_and_a_scored_final_frame(
     final = frames[-1]
     assert len(engine_calls) == 1 and engine_calls[0] is not None  # one run, guided
     guidance = engine_calls[0]
-    assert set(guidance.content_masks) == set(REGIONS) and len(guidance.style_masks) == 1
+    whole_face = {"face"} if config.face_style > 0 else set()
+    assert set(guidance.content_masks) == set(REGIONS) | whole_face and len(guidance.style_masks) == 1
+    assert set(guidance.style_masks[0]) == set(guidance.content_masks)
     assert guidance.content_weight_map is not None
     assert [f.is_final for f in frames].count(True) == 1 and final.is_final
     assert max(final.image.size) == 48

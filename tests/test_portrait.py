@@ -263,24 +263,40 @@ def test_identity_guard_stops_at_the_first_step_that_meets_the_target(monkeypatc
     assert d1 == 0.41 and found is not img
 
 
-def test_identity_guard_geometry_step_moves_the_eyes_back_toward_the_photo(monkeypatch):
+def test_identity_guard_geometry_steps_move_the_face_back_but_keep_the_cartoon_eyes(monkeypatch):
+    """The geometry steps move nose, mouth and jaw back toward the photo's landmarks (identity lives in those
+    proportions); each eye only moves with them, keeping its enlarged cartoon shape and size."""
     from style_core.portrait import pipeline
 
     plan, photo = _guard_plan()
-    seen = []
-    monkeypatch.setattr(pipeline, "identity_distance", lambda ref, cand, *a, **k: seen.append(cand) or 0.9)
+    moves = []
+    monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: 0.9)  # never met: every step is tried
     monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: None)
-    # A painting with a dark disc on each (enlarged) eye: a geometry step must shrink the discs toward the photo's.
-    img = Image.new("RGB", photo.size, (230, 200, 180))
-    from PIL import ImageDraw
-
-    draw = ImageDraw.Draw(img)
+    monkeypatch.setattr(pipeline, "warp_to_landmarks", lambda img, src, dst: moves.append((src, dst)) or img)
+    pipeline._guard_identity(Image.new("RGB", photo.size, (230, 200, 180)), plan, photo, None, 0.45)
+    assert moves, "no geometry step was tried"
+    src, dst = moves[-1]  # the full step
+    mouth = slice(48, 68)
+    np.testing.assert_allclose(dst[mouth], plan.landmarks[mouth], atol=1e-6)  # the mouth is the photo's again
     for eye in (slice(36, 42), slice(42, 48)):
-        (x0, y0), (x1, y1) = plan.target[eye].min(0), plan.target[eye].max(0)
-        draw.ellipse([x0, y0, x1, y1], fill=(20, 20, 20))
-    pipeline._guard_identity(img, plan, photo, None, 0.45)
-    dark = [int((np.asarray(c.convert("L")) < 80).sum()) for c in seen[1:]]  # [0] is the painting itself
-    assert dark[-1] < 0.85 * dark[0]  # the full geometry step: eyes back near the photo's (smaller) size
+        shape_before = src[eye] - src[eye].mean(0)
+        shape_after = dst[eye] - dst[eye].mean(0)
+        np.testing.assert_allclose(shape_after, shape_before, atol=1e-6)  # same size and shape, only moved
+    photo_eye = plan.landmarks[36:42]
+    assert np.ptp(dst[36:42, 0]) > 1.1 * np.ptp(photo_eye[:, 0])  # still larger than the photo's eye
+
+
+def test_identity_is_scored_at_the_size_the_face_is_seen(monkeypatch):
+    """A crop painted large and pasted back small: the guard scores the candidate at its pasted size."""
+    from style_core.portrait import pipeline
+
+    plan, photo = _guard_plan()
+    plan.config = plan.config.replace(identity_scale=0.25)
+    sizes = []
+    monkeypatch.setattr(pipeline, "identity_distance", lambda ref, cand, *a, **k: sizes.append(cand.size) or 0.3)
+    monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: None)
+    pipeline._guard_identity(Image.new("RGB", photo.size, (230, 200, 180)), plan, photo, None, 0.45)
+    assert sizes == [(50, 50)]
 
 
 def test_regions_a_picture_lacks_are_not_matched_to_empty_statistics():
@@ -325,3 +341,17 @@ def test_style_face_drawn_at_the_photos_face_size():
     small = Face((400, 300, 500, 400), lm, "hog")  # a tenth of the style's
     assert face_scale(big, photo, small, style) == pytest.approx(3.0)  # 5x, clamped to 3
     assert face_scale(Face((0, 0, 40, 40), lm, "hog"), photo, small, style) == pytest.approx(1.0)
+
+
+def test_the_face_square_is_the_face_as_look_crops_it():
+    """The whole-face region: a square 1.4 jaw widths across centred on the nose, 1 inside, 0 well outside."""
+    from style_core.portrait.pipeline import face_square
+
+    lm = synthetic_landmarks(cx=150, cy=160)
+    square = face_square((300, 320), lm)
+    half = 0.7 * np.ptp(lm[:17, 0])
+    cx, cy = lm[27:36].mean(0)
+    assert square[round(cy), round(cx)] == 1.0
+    assert square[round(cy), round(cx + half - 6)] == 1.0 and square[round(cy), round(cx + half + 6)] == 0.0
+    assert square[round(cy - half + 6), round(cx)] == 1.0 and square[max(0, round(cy - half - 6)), round(cx)] == 0.0
+    assert abs(float(square.sum()) - (2 * half) ** 2) < 0.05 * (2 * half) ** 2

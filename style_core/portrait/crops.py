@@ -21,7 +21,7 @@ from .faces import Face
 MIN_FACE_PX = 256  # the face's width in the crop's painting, at least
 CROP_FACTOR = 2.2  # the crop's side, in face widths: the face, its hair and some of the scene around
 MAX_CROP_PX = 768  # however large the output: one face's run stays affordable
-SMALL_FACE_SHARE = 0.2  # a face narrower than this share of the picture's long side is painted from a crop
+SMALL_FACE_SHARE = 0.25  # a face narrower than this share of the picture's long side is painted from a crop
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ def paint_faces(
         crop_face = _face_in_crop(cut, face, crop)
         label = f"face {i + 1} of {len(faces)}"
         last = None
-        for last in paint_one(cut, crop_face, config.replace(size=crop.side, face_index=0)):
+        seen = min(1.0, face.width * out_per_picture / max(1.0, crop_face.width))  # the face pasted back, over painted
+        for last in paint_one(cut, crop_face, config.replace(size=crop.side, face_index=0, identity_scale=seen)):
             if not last.is_final:
                 yield replace(last, message=label)
         if last is None:

@@ -19,7 +19,7 @@ from .align import find_faces_any_roll, is_profile
 from .caricature import target_landmarks
 from .crops import needs_crop
 from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
-from .finish import cartoon_colors, cartoon_finish, flatten, restore_face_detail, surface_content
+from .finish import cartoon_colors, flatten, restore_face_detail, smooth_skin, surface_content
 from .group import paint_faces
 from .masks import REGIONS, content_weight_map, region_masks
 from .warp import warp_to_landmarks
@@ -34,6 +34,9 @@ STYLE_REGION_WEIGHTS = {
     "background": 0.5,
 }
 MASK_LONG_SIDE = 512
+# The scene inside the face square counts this much less in the whole-face match: a drawing's white paper beside
+# its face must not turn up as white patches on a photo's cheek.
+SCENE_IN_FACE = 0.5
 
 
 def _plain(content, styles, config, backbone, should_stop, why: str) -> Iterator[Frame]:
@@ -79,9 +82,10 @@ def matched_regions(
 
 def face_scale(face: Face, photo: Image.Image, style_face: Face, style: Image.Image) -> float:
     """How much larger (relative to its picture) the photo's face is than the style's: the style picture drawn at
-    this many times the photo's size shows its face as wide as the photo's (clamped to 0.5-3)."""
+    this many times the photo's size shows its face as wide as the photo's (clamped to 0.3-3: a small face in a
+    landscape photo against a close-up drawing still gets its strokes near its own size)."""
     photo_share, style_share = face.width / max(photo.size), style_face.width / max(style.size)
-    return float(np.clip(photo_share / max(style_share, 1e-6), 0.5, 3.0))
+    return float(np.clip(photo_share / max(style_share, 1e-6), 0.3, 3.0))
 
 
 def _tensors(masks: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -146,7 +150,7 @@ def _paint_face(content_img, style_imgs, face, style_faces, config, backbone, sh
         if not frame.is_final:
             yield frame
             continue
-        image = _finish(frame.image, plan.masks, plan.style_sets[0], config, plan.face_width)
+        image = _finish(frame.image, plan.masks, config, plan.face_width)
         image = _background(image, plan.masks, plan.warped, plan.flat, config.background)
         image, distance = _guard_identity(image, plan, content_img, face, config.identity_target)
         message = "; ".join(m for m in (frame.message, note, describe_identity(distance)) if m)
@@ -183,10 +187,16 @@ def plan_portrait(
     painted_from, flat = surface_content(photo, masks, face_width, config.flatten)
     style_sets = [_style_masks(img, f) for img, f in zip(styles, style_faces)]
     content_masks, style_masks = matched_regions(masks, [m for m, _ in style_sets])
+    if config.face_style > 0:  # the whole face, as one picture, against the style's whole face
+        content_masks["face"] = face_square(warped.size, target) * (1 - SCENE_IN_FACE * masks["background"])
+        for m, (small_masks, small), f, img in zip(style_masks, style_sets, style_faces, styles):
+            whole = np.ones_like(small_masks["skin"])
+            square = whole if f is None else face_square(small.size, f.landmarks * (small.width / img.width))
+            m["face"] = square * (1 - SCENE_IN_FACE * small_masks["background"])
     guidance = Guidance(
         content_masks=_tensors(content_masks),
         style_masks=[_tensors(m) for m in style_masks],
-        region_weights=STYLE_REGION_WEIGHTS,
+        region_weights={**STYLE_REGION_WEIGHTS, "face": config.face_style},
         content_weight_map=torch.from_numpy(content_weight_map(masks, config.keep_face))[None, None],
         keep_whole=face_box(target, warped.size),
     )
@@ -198,6 +208,21 @@ def plan_portrait(
     return PortraitPlan(
         warped, flat, canvas, masks, style_sets, guidance, config.replace(style_scale=scale), face_width, lm, target
     )
+
+
+def face_square(size: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
+    """The face as one square (1.4 jaw widths across, centred on the nose, as look.py crops it), soft-edged: the
+    region whose statistics are matched to the style face's as a whole, on top of the per-part regions, so the face
+    reads as the style's face at a glance and not only part by part."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    half = 0.7 * float(np.ptp(lm[:17, 0]))
+    cx, cy = lm[27:36].mean(0)
+    width, height = size
+    cols, rows = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+    edge = max(1.0, 0.05 * half)
+    across = np.clip((half - np.abs(cols - cx)) / edge + 0.5, 0, 1)
+    down = np.clip((half - np.abs(rows - cy)) / edge + 0.5, 0, 1)
+    return (down[:, None] * across[None, :]).astype(np.float32)
 
 
 def face_box(landmarks: np.ndarray, size: tuple[int, int]) -> tuple[float, float, float, float]:
@@ -227,7 +252,8 @@ def _background(
 # (geometry, detail) restored at each step: the flattened photo's facial structure (luminance of eyes, brows, nose,
 # mouth; half of it on the skin), then part of the way back to the photo's own proportions. Never its skin texture
 # (the reference is the flattened photo) and never its colours.
-IDENTITY_STEPS = ((0.0, 0.25), (0.0, 0.5), (0.5, 0.5), (0.5, 0.75), (1.0, 0.75), (1.0, 1.0))
+IDENTITY_STEPS = ((0.0, 0.25), (0.5, 0.25), (1.0, 0.25), (1.0, 0.5), (1.0, 0.75), (1.0, 1.0))
+EYES = slice(36, 48)
 DETAIL_GAINS = {"eyes": 1.0, "brows": 1.0, "nose": 1.0, "mouth": 1.0, "skin": 0.5}
 
 
@@ -239,7 +265,16 @@ def _guard_identity(
     The score decides, not a fixed amount: a result that already reads as the person is left as painted.
     """
     reference_descriptor = descriptor(content, face)  # scored against up to seven candidates below
-    distance = identity_distance(content, image, face, reference_descriptor)
+
+    def score(candidate: Image.Image) -> float | None:
+        """Identity as the face will be seen: a crop pasted back smaller is scored at its pasted size."""
+        seen = plan.config.identity_scale
+        if seen < 1:
+            small = (max(1, round(candidate.width * seen)), max(1, round(candidate.height * seen)))
+            candidate = candidate.resize(small, Image.Resampling.LANCZOS)
+        return identity_distance(content, candidate, face, reference_descriptor)
+
+    distance = score(image)
     if target <= 0 or (distance is not None and distance <= target):
         return image, distance  # (no face found in the result at all: the restoring steps may bring it back)
     size = image.size
@@ -252,8 +287,12 @@ def _guard_identity(
         candidate = _to_image(restore_face_detail(painted, reference, mask, amount))
         if geometry > 0:  # move the painted face part of the way back to the photo's own landmarks
             toward = plan.target + geometry * (plan.landmarks - plan.target)
+            # The eyes keep their cartoon size, moved only with the rest: their shape is what reads as cartoon, and
+            # the proportions a face is known by are the nose, mouth and jaw's.
+            shift = (toward[EYES] - plan.target[EYES]).mean(0)
+            toward[EYES] = plan.target[EYES] + shift
             candidate = warp_to_landmarks(candidate, plan.target * scale, toward * scale)
-        d = identity_distance(content, candidate, face, reference_descriptor)
+        d = score(candidate)
         if d is not None and d < best[0]:
             best = (d, candidate)
         if d is not None and d <= target:
@@ -267,20 +306,9 @@ def _resized(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.BILINEAR))
 
 
-def _finish(
-    image: Image.Image, masks: dict[str, np.ndarray], style_set, config: StyleConfig, face_width: float
-) -> Image.Image:
-    if config.region_colors <= 0 and config.skin_smoothing <= 0:
+def _finish(image: Image.Image, masks: dict[str, np.ndarray], config: StyleConfig, face_width: float) -> Image.Image:
+    if config.skin_smoothing <= 0:
         return image
-    style_masks, style_small = style_set
     out_masks = {r: _resized(m, image.size) for r, m in masks.items()}
-    done = cartoon_finish(
-        _unit(image),
-        out_masks,
-        _unit(style_small),
-        style_masks,
-        config.region_colors,
-        config.skin_smoothing,
-        face_width * image.width / next(iter(masks.values())).shape[1],
-    )
-    return _to_image(done)
+    scale = image.width / next(iter(masks.values())).shape[1]
+    return _to_image(smooth_skin(_unit(image), out_masks, config.skin_smoothing, face_width * scale))
