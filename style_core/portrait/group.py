@@ -24,6 +24,10 @@ from .faces import Face, describe_identity, descriptor, find_faces
 from .finish import flatten
 from .masks import region_masks
 
+# The whole picture under the faces is painted without guidance or identity guard, so with a milder style than the
+# faces' (style over content weight): at the faces' own weights a dark scene was painted in the style's light colours.
+SCENE_STYLE_RATIO = 2.0
+
 # paint_one(crop picture, its face, config) -> frames of the single-face pipeline, the last final and scored.
 PaintOne = Callable[[Image.Image, Face, StyleConfig], Iterator[Frame]]
 
@@ -90,7 +94,8 @@ def _base(content, styles, config, backbone, should_stop, n_faces):
         img = Image.fromarray((flat * 255 + 0.5).clip(0, 255).astype(np.uint8))
         return img, _still(img, config, f"flattened the photo; painting {n_faces} face(s)")
     frame = None
-    for frame in engine.run(work, list(styles), config, backbone=backbone, should_stop=should_stop):
+    scene = config.replace(style_weight=min(config.style_weight, SCENE_STYLE_RATIO * config.content_weight))
+    for frame in engine.run(work, list(styles), scene, backbone=backbone, should_stop=should_stop):
         if not frame.is_final:
             yield replace(frame, message=f"the whole picture first, then {n_faces} face(s)")
     return frame.image, frame
