@@ -117,6 +117,7 @@ class ScaleRun:
             # A restart after a bad step forgets the inherited pairs too: they may be what went wrong.
             if self.inherited is not None and self.lr_scale == 1.0:
                 self.opt.seed(*self.inherited)
+            self.inherited = None  # held once: a restart starts cold
         else:
             self.opt = torch.optim.Adam([self.x], lr=self.config.lr * self.lr_scale, betas=(0.9, 0.99))
 

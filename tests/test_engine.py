@@ -266,6 +266,7 @@ def test_each_finer_scale_starts_from_the_coarser_scales_curvature_pairs(
 
     def spy(self, objective, x, config, graph_mode=None, inherited=None):
         real(self, objective, x, config, graph_mode, inherited)
+        assert self.inherited is None  # the resized copy is dropped once seeded
         seen.append((tuple(x.shape[-2:]), self.opt.count, inherited))
 
     monkeypatch.setattr(scale_run.ScaleRun, "__init__", spy)
@@ -274,6 +275,7 @@ def test_each_finer_scale_starts_from_the_coarser_scales_curvature_pairs(
     assert all(count > 0 for _, count, _ in seen[1:])
     h1, w1 = seen[1][0]
     assert seen[1][2][0].shape[1] == seen[1][2][1].shape[1] == 3 * h1 * w1
+    assert seen[1][2][0].shape[0] <= engine.HANDED_DOWN_PAIRS
     seen.clear()
     list(stylize(content_img, style_img, tiny_config.replace(warm_curvature=False), backbone=tiny_net))
     assert all(count == 0 and pairs is None for _, count, pairs in seen)
