@@ -83,7 +83,7 @@ class StyleConfig:
     ema_decay: float = field(default=0.9, metadata={"help": "Adam: decay of the moving average of iterates (0: off)"})
     lbfgs_history: int = field(default=50, metadata={"help": "L-BFGS history size"})
     warm_curvature: bool = field(
-        default=True, metadata={"help": "L-BFGS starts each scale from the previous scale's curvature scale"}
+        default=True, metadata={"help": "L-BFGS starts each scale from the previous scale's curvature pairs"}
     )
     init: str = field(default="content", metadata={"help": "content, noise or blend"})
     init_noise: float = field(default=0.3, metadata={"help": "blend init: share of noise"})

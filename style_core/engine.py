@@ -133,7 +133,8 @@ def _paint(
             else:
                 ended = yield from _steps(job, scale, n_steps, frame, should_stop, last)
             x = scale.result().detach()
-            pairs = _pairs_as_pictures(scale, x)
+            hand_down = config.warm_curvature and not last and job.sizes[si + 1] <= tile_above(config)
+            pairs = _pairs_as_pictures(scale, x) if hand_down else None  # only for an untiled scale to come
             if ended:
                 return
     finally:
@@ -150,11 +151,11 @@ HANDED_DOWN_PAIRS = 20
 
 def _pairs_as_pictures(scale: ScaleRun | TiledScale, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The scale's L-BFGS pairs (moves, gradient changes) shaped as pictures like `x`, for the next scale."""
-    pairs = scale.curvature_pairs() if isinstance(scale, ScaleRun) else None
+    pairs = scale.curvature_pairs(HANDED_DOWN_PAIRS) if isinstance(scale, ScaleRun) else None
     if pairs is None:
         return None
-    s_rows, y_rows = pairs[0][-HANDED_DOWN_PAIRS:], pairs[1][-HANDED_DOWN_PAIRS:]
-    return s_rows.reshape(-1, *x.shape[1:]), y_rows.reshape(-1, *x.shape[1:])
+    s_rows, y_rows = pairs
+    return s_rows.view(-1, *x.shape[1:]), y_rows.view(-1, *x.shape[1:])
 
 
 def _resized_pairs(pairs: tuple[torch.Tensor, torch.Tensor], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,7 +180,7 @@ def _scale(
     pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[ScaleRun | TiledScale, torch.Tensor]:
     """One scale's optimizer (untiled or tiled) and its photo, starting from `x` resized (None: the first scale),
-    L-BFGS starting from the scale before's curvature `pairs` (as pictures) when the config says so."""
+    L-BFGS starting from the scale before's curvature `pairs` (as pictures; None: a cold start)."""
     content_t = to_tensor(resize_long_side(job.content, side), job.device)
     style_side = max(16, round(side * config.style_scale))
     style_ts = [to_tensor(resize_long_side(s, style_side), job.device) for s in job.styles]
@@ -192,7 +193,7 @@ def _scale(
     if side > tile_above(config):
         return TiledScale(job.net, config, content_t, style_ts, job.keys, job.blend, guidance, x), content_t
     objective = Objective(job.net, config, content_t, style_ts, job.keys, job.blend, guidance)
-    inherited = None if pairs is None or not config.warm_curvature else _resized_pairs(pairs, x)
+    inherited = None if pairs is None else _resized_pairs(pairs, x)
     return ScaleRun(objective, x, config, job.graph_mode, inherited=inherited), content_t
 
 

@@ -68,11 +68,18 @@ class LBFGS:
         self.prev_grad, self.last_move = grad.clone(), move
         return loss
 
-    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The stored (move, gradient change) pairs, oldest first, as (pairs, pixels) rows."""
+    def _ring_order(self) -> torch.Tensor | None:
+        """Oldest-to-newest row indices once the ring has wrapped; None while rows 0..count-1 are already in order."""
+        return self._orders[self.count % self.m] if self.count >= self.m else None
+
+    def pairs(self, newest: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stored (move, gradient change) pairs, oldest first, as (pairs, pixels) rows: all, or the `newest`
+        few (only those are copied)."""
         k = min(self.count, self.m)
-        order = self._orders[self.count % self.m] if self.count >= self.m else torch.arange(k, device=self.rho.device)
-        return self.s_rows[order[:k]], self.y_rows[order[:k]]
+        order = self._ring_order()
+        rows = torch.arange(k, device=self.rho.device) if order is None else order
+        rows = rows[-newest:] if newest else rows
+        return self.s_rows[rows], self.y_rows[rows]
 
     def seed(self, s_rows: torch.Tensor, y_rows: torch.Tensor) -> None:
         """Start from these pairs (oldest first), as if this optimizer had made those moves itself."""
@@ -99,7 +106,7 @@ class LBFGS:
         The big (pairs, pixels) rows stay where the ring put them; only the small vectors are put in order."""
         k = min(self.count, self.m)
         s_rows, y_rows = self.s_rows[:k], self.y_rows[:k]  # views, never copies
-        order = self._orders[self.count % self.m] if self.count >= self.m else None
+        order = self._ring_order()
 
         def ordered(v: torch.Tensor) -> torch.Tensor:
             return v if order is None else v[order]

@@ -177,10 +177,11 @@ class ScaleRun:
             self.done_scale = True
         return self.done_scale
 
-    def curvature_pairs(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """L-BFGS's stored pairs, oldest first (None: another optimizer, none yet, or a failed scale)."""
+    def curvature_pairs(self, newest: int | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """L-BFGS's stored pairs (the `newest` few), oldest first (None: another optimizer, none yet, or a failed
+        scale)."""
         if isinstance(self.opt, LBFGS) and self.opt.count > 0 and not self.failed:
-            return self.opt.pairs()
+            return self.opt.pairs(newest)
         return None
 
     def result(self) -> torch.Tensor:

@@ -270,7 +270,11 @@ def test_each_finer_scale_starts_from_the_coarser_scales_curvature_pairs(
         seen.append((tuple(x.shape[-2:]), self.opt.count, inherited))
 
     monkeypatch.setattr(scale_run.ScaleRun, "__init__", spy)
+    handed = []
+    real_pairs = engine._pairs_as_pictures
+    monkeypatch.setattr(engine, "_pairs_as_pictures", lambda *a: handed.append(1) or real_pairs(*a))
     list(stylize(content_img, style_img, tiny_config, backbone=tiny_net))
+    assert len(handed) == len(seen) - 1  # none gathered after the last scale, which has no scale to hand them to
     assert seen[0][1] == 0 and seen[0][2] is None
     assert all(count > 0 for _, count, _ in seen[1:])
     h1, w1 = seen[1][0]

@@ -13,10 +13,8 @@ def _quadratic(n: int = 40, seed: int = 0):
     return lambda x: 0.5 * x @ hess @ x - b @ x
 
 
-def _run(make_opt, f, steps: int) -> list[torch.Tensor]:
-    x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
-    opt = make_opt(x)
-    path = []
+def _step(opt, x: torch.Tensor, f) -> None:
+    """One optimizer step on f at x (the closure L-BFGS asks for)."""
 
     def closure():
         opt.zero_grad()
@@ -24,8 +22,15 @@ def _run(make_opt, f, steps: int) -> list[torch.Tensor]:
         loss.backward()
         return loss
 
+    opt.step(closure)
+
+
+def _run(make_opt, f, steps: int) -> list[torch.Tensor]:
+    x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
+    opt = make_opt(x)
+    path = []
     for _ in range(steps):
-        opt.step(closure)
+        _step(opt, x, f)
         path.append(x.detach().clone())
     return path
 
@@ -67,18 +72,14 @@ def test_pairs_come_back_oldest_first_after_the_ring_wraps():
     opt = LBFGS(x, lr=1.0, history_size=4)
     moves = []
     for _ in range(9):
-        def closure():
-            opt.zero_grad()
-            loss = f(x)
-            loss.backward()
-            return loss
-
         before = x.detach().clone()
-        opt.step(closure)
+        _step(opt, x, f)
         moves.append(x.detach() - before)
     s_rows, _ = opt.pairs()
     # 9 steps store 8 pairs (each pair is made at the next step); the ring of 4 keeps moves 5..8, oldest first.
     torch.testing.assert_close(s_rows, torch.stack(moves[4:8]), rtol=1e-12, atol=1e-12)
+    newest, _ = opt.pairs(newest=2)
+    torch.testing.assert_close(newest, torch.stack(moves[6:8]), rtol=1e-12, atol=1e-12)
 
 
 def test_seeded_pairs_make_the_first_steps_quasi_newton():
@@ -88,13 +89,7 @@ def test_seeded_pairs_make_the_first_steps_quasi_newton():
     donor_x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
     donor = LBFGS(donor_x, lr=1.0, history_size=10)
     for _ in range(12):
-        def closure():
-            donor.zero_grad()
-            loss = f(donor_x)
-            loss.backward()
-            return loss
-
-        donor.step(closure)
+        _step(donor, donor_x, f)
     pairs = donor.pairs()
     start = torch.full((40,), 0.5, dtype=torch.float64)
 
@@ -104,13 +99,7 @@ def test_seeded_pairs_make_the_first_steps_quasi_newton():
         if seed:
             opt.seed(*pairs)
         for _ in range(3):
-            def closure():
-                opt.zero_grad()
-                loss = f(x)
-                loss.backward()
-                return loss
-
-            opt.step(closure)
+            _step(opt, x, f)
         return float(f(x.detach()))
 
     zero = torch.zeros(40, dtype=torch.float64)

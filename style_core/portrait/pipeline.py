@@ -190,8 +190,10 @@ def plan_portrait(
     if config.face_style > 0:  # the whole face, as one picture, against the style's whole face
         content_masks["face"] = face_square(warped.size, target) * (1 - SCENE_IN_FACE * masks["background"])
         for m, (small_masks, small), f, img in zip(style_masks, style_sets, style_faces, styles):
-            whole = np.ones_like(small_masks["skin"])
-            square = whole if f is None else face_square(small.size, f.landmarks * (small.width / img.width))
+            if f is None:  # a style without a face: all of it, as for every other region
+                square = np.ones_like(small_masks["skin"])
+            else:
+                square = face_square(small.size, f.landmarks * (small.width / img.width))
             m["face"] = square * (1 - SCENE_IN_FACE * small_masks["background"])
     guidance = Guidance(
         content_masks=_tensors(content_masks),
