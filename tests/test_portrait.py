@@ -355,3 +355,34 @@ def test_the_face_square_is_the_face_as_look_crops_it():
     assert square[round(cy), round(cx + half - 6)] == 1.0 and square[round(cy), round(cx + half + 6)] == 0.0
     assert square[round(cy - half + 6), round(cx)] == 1.0 and square[max(0, round(cy - half - 6)), round(cx)] == 0.0
     assert abs(float(square.sum()) - (2 * half) ** 2) < 0.05 * (2 * half) ** 2
+
+
+def test_scene_is_the_background_above_the_chin_not_the_clothes():
+    from style_core.portrait.finish import scene_mask
+
+    lm = synthetic_landmarks(cx=150, cy=170)
+    background = np.ones((320, 300), np.float32)
+    scene = scene_mask(background, lm)
+    chin, face_w = lm[8, 1], np.ptp(lm[:17, 0])
+    assert scene[: int(chin)].min() == 1.0  # beside and above the head
+    assert scene[int(chin + 0.34 * face_w) :].max() == 0.0  # below: clothes and body
+    assert np.all(np.diff(scene[:, 0]) <= 0)  # a fade, no step back up
+
+
+def test_the_canvas_takes_the_styles_scene_palette_and_keeps_the_clothes():
+    """A grey wall and a dark suit against a drawing on white paper: the wall turns paper-white, the suit stays dark."""
+    from style_core.portrait.finish import cartoon_colors, scene_mask
+
+    lm = synthetic_landmarks(cx=150, cy=170)
+    h, w = 320, 300
+    rng = np.random.default_rng(0)
+    photo = np.clip(0.5 + 0.03 * rng.standard_normal((h, w, 3)), 0, 1)  # a grey wall
+    photo[int(lm[8, 1]) + 60 :] = np.clip(0.1 + 0.02 * rng.standard_normal((h - int(lm[8, 1]) - 60, w, 3)), 0, 1)
+    style = np.clip(0.95 + 0.02 * rng.standard_normal((h, w, 3)), 0, 1)  # paper
+    masks = region_masks((w, h), lm)
+    style_masks = dict(masks)
+    masks["scene"], style_masks["scene"] = scene_mask(masks["background"], lm), scene_mask(masks["background"], lm)
+    out = cartoon_colors(photo.copy(), masks, style, style_masks, 1.0)
+    wall, suit = (20, 10), (h - 5, 10)
+    assert out[wall].mean() > 0.85 and photo[wall].mean() < 0.6
+    assert abs(out[suit].mean() - photo[suit].mean()) < 0.02

@@ -19,7 +19,7 @@ from .align import find_faces_any_roll, is_profile
 from .caricature import target_landmarks
 from .crops import needs_crop
 from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
-from .finish import cartoon_colors, flatten, restore_face_detail, smooth_skin, surface_content
+from .finish import cartoon_colors, flatten, restore_face_detail, scene_mask, smooth_skin, surface_content
 from .group import paint_faces
 from .masks import REGIONS, content_weight_map, region_masks
 from .warp import warp_to_landmarks
@@ -204,7 +204,12 @@ def plan_portrait(
     )
     # The style's palette before painting too, so the content loss does not pull the colours back to the photo's.
     first_masks, first_style = style_sets[0]
-    canvas = _to_image(cartoon_colors(painted_from, masks, _unit(first_style), first_masks, config.region_colors))
+    first_masks = dict(first_masks)
+    if style_faces[0] is not None:
+        style_lm = style_faces[0].landmarks * (first_style.width / styles[0].width)
+        first_masks["scene"] = scene_mask(first_masks["background"], style_lm)
+    photo_masks = {**masks, "scene": scene_mask(masks["background"], target)}
+    canvas = _to_image(cartoon_colors(painted_from, photo_masks, _unit(first_style), first_masks, config.region_colors))
     # The style picture at the scale where its face is as wide as the photo's: textures match at the same size.
     scale = config.style_scale * face_scale(face, content, style_faces[0], styles[0])
     return PortraitPlan(
