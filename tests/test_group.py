@@ -173,6 +173,23 @@ def test_the_paste_leaves_no_seam():
     assert max(step) < 15, step  # a hard paste steps 140 levels in one pixel; the fade spreads it over ~25 px
 
 
+def test_the_painted_hair_is_kept_further_out_than_the_skin():
+    """Hair at 0.7 of the crop's radius (the sides of a head) comes from the crop's painting; a neck there (skin,
+    which runs on out of the crop) is still half the whole picture's, and the hair's own fade has no seam either."""
+    base = Image.new("RGB", (400, 300), (60, 90, 120))
+    crop = Crop((200.0, 150.0), 0.0, 0.5, 256)
+    painted = Image.new("RGB", (256, 256), (200, 120, 40))
+    person = np.ones((256, 256), np.float32)
+    hair = np.zeros((256, 256), np.float32)
+    hair[:, :128] = 1.0  # the left half of the crop is hair
+    out = np.asarray(paste(base, painted, crop, 1.0, person=person, hair=hair), float)
+    side = round(0.35 * 256 * 0.5)  # 0.7 of the radius, in picture pixels (0.5 per crop pixel)
+    hair_px, skin_px = out[150, 200 - side], out[150, 200 + side]
+    assert np.abs(hair_px - (200, 120, 40)).max() < 3
+    assert 0.2 < (skin_px[0] - 60) / 140 < 0.8
+    assert np.abs(np.diff(out[150], axis=0)).max() < 25
+
+
 def test_a_profile_face_falls_back_to_plain_mode_with_a_message(monkeypatch, config, net, runs):
     lm = synthetic_landmarks(100, 110)
     lm[27:36, 0] = 100 + (lm[27:36, 0] - 100) * 0.3 - 48  # the nose at the face's edge: turned to the side

@@ -87,13 +87,19 @@ def face_crop(face: Face, out_face_px: float) -> Crop:
     return Crop((float(centre[0]), float(centre[1])), angle, per_px, side)
 
 
-def blend_mask(side: int) -> np.ndarray:
-    """Where a crop's painting counts, (side, side) in [0, 1]: all of the middle, fading out over the outer 40%
+def blend_mask(side: int, fade: float = 0.4) -> np.ndarray:
+    """Where a crop's painting counts, (side, side) in [0, 1]: all of the middle, fading out over the outer `fade`
     of the radius, nothing in the corners (which a rotated crop would leave ragged)."""
     yy, xx = (np.mgrid[0:side, 0:side] + 0.5) / side - 0.5
     r = np.hypot(xx, yy) / 0.5  # 1 at the middle of each edge
-    t = np.clip((0.95 - r) / 0.4, 0, 1)
+    t = np.clip((0.95 - r) / fade, 0, 1)
     return t * t * (3 - 2 * t)
+
+
+#: The hair's shorter fade: the sides of a head lie at 0.6-0.8 of the crop's radius, where the skin's fade (a neck runs
+#: on out of the crop, so its colours must meet the picture's gradually) would mix the crop's painted hair half and
+#: half with the whole picture's weaker painting (look.py style_x, astronaut x 077436: 0.71 -> 0.57).
+HAIR_FADE = 0.25
 
 
 def paste(
@@ -102,18 +108,22 @@ def paste(
     crop: Crop,
     out_per_picture: float,
     person: np.ndarray | None = None,
+    hair: np.ndarray | None = None,
 ) -> Image.Image:
     """`painted` (the crop's painting) put back into `base` (the whole picture's painting) without a seam.
 
     Two steps: the difference between the two paintings, blurred to its low frequencies, is added to the crop where
     the crop fades out (the colours meet), then the crop is faded in with `blend_mask`, times `person` (the head and
     shoulders in the crop, soft, in `painted`'s pixels) when given: the crop's own background, painted from the
-    style's background, would otherwise show as a pale square around the head."""
+    style's background, would otherwise show as a pale square around the head. Where `hair` is given (soft, the same
+    pixels) the crop's painting fades out later (HAIR_FADE)."""
     size = base.size
     laid = _unit(crop.back(painted, size, out_per_picture))
     weight = blend_mask(painted.width)
     if person is not None and person.shape == weight.shape:
         weight = weight * person
+    if hair is not None and hair.shape == weight.shape:
+        weight = np.maximum(weight, blend_mask(painted.width, HAIR_FADE) * hair)
     mask_img = Image.fromarray((weight * 255).astype(np.uint8))
     mask = _unit(crop.back(mask_img, size, out_per_picture))
     inside = _unit(crop.back(Image.new("L", painted.size, 255), size, out_per_picture))

@@ -62,7 +62,8 @@ def paint_faces(
         if last is None:
             break
         crop_scores.append(last.identity)
-        base = paste(base, last.image, crop, out_per_picture, person=person_mask(cut, crop_face, last.image.size))
+        person, hair = person_mask(cut, crop_face, last.image.size)
+        base = paste(base, last.image, crop, out_per_picture, person=person, hair=hair)
         frame = last
     scores = face_identities(content, faces, base, out_per_picture, crop_scores)
     known = [s for s in scores if s is not None]
@@ -105,16 +106,20 @@ def _still(image: Image.Image, config: StyleConfig, message: str) -> Frame:
     return Frame(image, 0, config.steps, config.size, 0, 1, {}, 0.0, False, message=message)
 
 
-def person_mask(cut: Image.Image, face: Face, size: tuple[int, int]) -> np.ndarray:
-    """Where the crop shows the person (face, hair, neck: everything but the background), soft, at `size`: found
-    by colour on the photo's crop, widened and feathered so the painted hair's edge and the warp's small moves stay
-    inside."""
+def person_mask(cut: Image.Image, face: Face, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Where the crop shows the person (face, hair, neck: everything but the background), and where its hair, soft,
+    at `size`: found by colour on the photo's crop, widened and feathered so the painted hair's edge and the warp's
+    small moves stay inside."""
     picture = cut.convert("RGB").resize(size, Image.Resampling.BILINEAR)
     landmarks = face.landmarks * (size[0] / cut.width)
-    person = 1.0 - region_masks(size, landmarks, image=np.asarray(picture, np.float64) / 255.0)["background"]
+    masks = region_masks(size, landmarks, image=np.asarray(picture, np.float64) / 255.0)
     face_w = float(np.ptp(landmarks[:17, 0])) or 1.0
-    grown = ndimage.maximum_filter(person, size=max(3, round(0.08 * face_w)))
-    return np.clip(ndimage.gaussian_filter(grown, sigma=max(1.0, 0.05 * face_w)), 0, 1)
+
+    def widened(mask: np.ndarray) -> np.ndarray:
+        grown = ndimage.maximum_filter(mask, size=max(3, round(0.08 * face_w)))
+        return np.clip(ndimage.gaussian_filter(grown, sigma=max(1.0, 0.05 * face_w)), 0, 1)
+
+    return widened(1.0 - masks["background"]), widened(masks["hair"])
 
 
 def _face_in_crop(cut: Image.Image, face: Face, crop: Crop) -> Face:
