@@ -98,7 +98,7 @@ def blend_mask(side: int, fade: float = 0.4) -> np.ndarray:
 
 #: The hair's shorter fade: the sides of a head lie at 0.6-0.8 of the crop's radius, where the skin's fade (a neck runs
 #: on out of the crop, so its colours must meet the picture's gradually) would mix the crop's painted hair half and
-#: half with the whole picture's weaker painting (look.py style_x, astronaut x 077436: 0.71 -> 0.57).
+#: half with the whole picture's weaker painting (look.py style_x, astronaut x 077436: 0.71 -> 0.63).
 HAIR_FADE = 0.25
 
 
