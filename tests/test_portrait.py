@@ -7,7 +7,7 @@ from PIL import Image
 
 from style_core import StyleConfig, losses, stylize
 from style_core.portrait.caricature import cartoon_landmarks, target_landmarks
-from style_core.portrait.masks import REGIONS, content_weight_map, region_masks
+from style_core.portrait.masks import REGIONS, content_weight_map, region_masks, scene_mask
 from style_core.portrait.warp import similarity_align, warp_to_landmarks
 
 
@@ -358,8 +358,6 @@ def test_the_face_square_is_the_face_as_look_crops_it():
 
 
 def test_scene_is_the_background_above_the_chin_not_the_clothes():
-    from style_core.portrait.finish import scene_mask
-
     lm = synthetic_landmarks(cx=150, cy=170)
     background = np.ones((320, 300), np.float32)
     scene = scene_mask(background, lm)
@@ -371,7 +369,7 @@ def test_scene_is_the_background_above_the_chin_not_the_clothes():
 
 def test_the_canvas_takes_the_styles_scene_palette_and_keeps_the_clothes():
     """A grey wall and a dark suit against a drawing on white paper: the wall turns paper-white, the suit stays dark."""
-    from style_core.portrait.finish import cartoon_colors, scene_mask
+    from style_core.portrait.finish import cartoon_colors
 
     lm = synthetic_landmarks(cx=150, cy=170)
     h, w = 320, 300

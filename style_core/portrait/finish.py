@@ -38,19 +38,10 @@ def robust_color_stats(picture: torch.Tensor, mask: torch.Tensor, spread: float 
 
 
 #: How much of the colour strength each region takes: the head fully, the eyes half, the scene beside and above the
-#: head fully too (`scene_mask`: a drawing's white paper, a film still's plain set; look.py's face crop holds it, and
-#: 077417 x Cartoons_00003 went from style_x 0.55 to 0.50 with it); the clothes keep their own colours (a dark suit
-#: painted in a light-walled style's palette turned pale grey).
+#: head fully too (`masks.scene_mask`: a drawing's white paper, a film still's plain set; look.py's face crop holds
+#: it, and 077417 x Cartoons_00003 went from style_x 0.55 to 0.50 with it); the clothes keep their own colours (a
+#: dark suit painted in a light-walled style's palette turned pale grey).
 COLOR_REGIONS = {"skin": 1.0, "hair": 1.0, "mouth": 1.0, "brows": 1.0, "eyes": 0.5, "scene": 1.0}
-
-
-def scene_mask(background: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The background above the chin (the wall, the sky, the paper around the head), fading out over a third of the
-    face's width below it: what lies lower is mostly clothes and body."""
-    chin = float(landmarks[8, 1])
-    fade = max(1.0, 0.33 * float(np.ptp(landmarks[:17, 0])))
-    rows = np.arange(background.shape[0], dtype=np.float32)
-    return (background * np.clip((chin + fade - rows) / fade, 0, 1)[:, None]).astype(np.float32)
 
 
 def cartoon_colors(

@@ -122,6 +122,15 @@ def skin_places(size: tuple[int, int], lm: np.ndarray, face: np.ndarray, cx: flo
     return np.maximum.reduce([band, forehead, neck]).astype(np.float32)
 
 
+def scene_mask(background: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The background above the chin (the wall, the sky, the paper around the head), fading out over a third of the
+    face's width below it: what lies lower is mostly clothes and body."""
+    chin = float(landmarks[8, 1])
+    fade = max(1.0, 0.33 * float(np.ptp(landmarks[:17, 0])))
+    rows = np.arange(background.shape[0], dtype=np.float32)
+    return (background * np.clip((chin + fade - rows) / fade, 0, 1)[:, None]).astype(np.float32)
+
+
 def region_masks(
     size: tuple[int, int], landmarks: np.ndarray, softness: float = 0.02, image: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:

@@ -19,9 +19,9 @@ from .align import find_faces_any_roll, is_profile
 from .caricature import target_landmarks
 from .crops import needs_crop
 from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
-from .finish import cartoon_colors, flatten, restore_face_detail, scene_mask, smooth_skin, surface_content
+from .finish import cartoon_colors, flatten, restore_face_detail, smooth_skin, surface_content
 from .group import paint_faces
-from .masks import REGIONS, content_weight_map, region_masks
+from .masks import REGIONS, content_weight_map, region_masks, scene_mask
 from .warp import warp_to_landmarks
 
 STYLE_REGION_WEIGHTS = {
