@@ -69,6 +69,26 @@ def test_hair_is_told_from_the_background_by_colour():
     assert by_colour["hair"][crown] > 0.8
 
 
+def test_no_background_rim_where_hair_meets_the_forehead():
+    """Hair down to the face's outline all round the forehead: the pixels along that outline are hair or skin, not a
+    thin line of background (which took the style's scene colour: a pale band between hair and face)."""
+    lm = synthetic_landmarks(cx=150, cy=170)
+    h, w = 320, 300
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = np.empty((h, w, 3))
+    image[:] = (0.3, 0.5, 0.9)  # sky
+    image[((xx - 150) / 100.0) ** 2 + ((yy - 140) / 125.0) ** 2 < 1] = (0.35, 0.2, 0.1)  # a head of hair
+    face = region_masks((w, h), lm)
+    skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
+    image[skin] = (0.85, 0.65, 0.55)
+    masks = region_masks((w, h), lm, image=image)
+    outline = skin & ~np.roll(skin, 3, axis=0)  # the face's top edge: skin with hair 3 px above it
+    rows, cols = np.nonzero(outline & (yy < lm[17:27, 1].min()))
+    assert len(rows) > 20
+    for dy in range(-4, 5):  # a band across the edge
+        assert masks["background"][rows + dy, cols].max() < 0.1, dy
+
+
 def test_sunlit_strands_beside_the_cheeks_are_hair_not_skin():
     """Long dark hair down both sides with skin-coloured (sunlit) streaks in it, well beside the cheeks: the streaks
     join the hair, not the face's skin, so the style's hair colour reaches them; the ear-side band stays skin."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from scipy.ndimage import gaussian_filter
 
 REGIONS = ("skin", "eyes", "brows", "nose", "mouth", "hair", "background")
 JAW, BROW_R, BROW_L = slice(0, 17), slice(17, 22), slice(22, 27)
@@ -90,13 +91,21 @@ def head_classes(
         logs[1] = np.where(barred, -np.inf, logs[1])
     probs = np.exp(logs - logs.max(0))
     probs /= probs.sum(0)
+    # Smoothed over the candidates only (a normalised blur): a plain blur mixes in the zeros of the face inside, so
+    # along the face's outline hair and skin both fell to about half, and the rest went to the background, a thin
+    # rim around the forehead that took the style's scene colour (a pale line between hair and face).
+    inside = _blurred(where.astype(np.float32), blur)
     out = []
     for p in probs[:2]:
         full = np.zeros(candidates.shape, np.float32)
         full[where] = p
-        smooth = Image.fromarray((full * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
-        out.append(np.asarray(smooth, dtype=np.float32) / 255.0)
+        out.append(np.where(where, _blurred(full, blur) / np.maximum(inside, 1e-3), 0.0).astype(np.float32))
     return out[0], out[1]
+
+
+def _blurred(mask: np.ndarray, radius: float) -> np.ndarray:
+    """A Gaussian blur in float (no 8-bit steps: the normalised blur divides by small values near the edges)."""
+    return gaussian_filter(mask, radius) if radius > 0 else mask
 
 
 def _neck(size: tuple[int, int], chin: np.ndarray, cx: float, face_w: float) -> np.ndarray:
