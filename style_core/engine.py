@@ -235,6 +235,7 @@ def _steps(
         if should_stop is not None and should_stop():
             scale.message = "stopped early; this is the picture so far"
             scale.check_finite()
+            scale.settle()
             yield frame("final")
             return True
         scale.step()
@@ -250,6 +251,7 @@ def _steps(
                 done_here = n_steps
         if at_checkpoint and done_here < n_steps:
             yield frame("progress")
+    scale.settle()  # the last move is scored before it is shown as the scale's result or handed on
     yield frame("final" if last or scale.failed else "scale")
     return scale.failed
 

@@ -46,7 +46,10 @@ class ScaleRun:
         self.warmup_left = self.GRAPH_WARM_UP
         self.side_stream: torch.cuda.Stream | None = None
         self.x = x.detach().clone().requires_grad_(True)
-        self.good = self.x.detach().clone()
+        self.good = self.x.detach().clone()  # the newest picture whose loss has been seen and found sound
+        # The picture each step starts from: the step scores it (the closure runs before the move), so it is the one
+        # a checkpoint's loss belongs to, not the picture after the move.
+        self.before = self.x.detach().clone()
         self.lr_scale = 1.0
         self.ema: torch.Tensor | None = None
         self.ema_count = 0
@@ -122,6 +125,7 @@ class ScaleRun:
             self.opt = torch.optim.Adam([self.x], lr=self.config.lr * self.lr_scale, betas=(0.9, 0.99))
 
     def _step(self) -> None:
+        self.before.copy_(self.x.detach())
         if self.config.optimizer == "lbfgs":
             self.opt.step(self._closure)
         else:
@@ -140,18 +144,21 @@ class ScaleRun:
                     self.ema.mul_(d).add_(self.x.detach(), alpha=1 - d)
 
     def check_finite(self) -> None:
-        """At a checkpoint: keep the iterate if finite and not diverging, else roll back and shrink the step size.
+        """At a checkpoint: if the last loss is finite and not diverging, the picture it scored is the new good one;
+        else roll back to the good one and shrink the step size.
 
-        Diverging: the loss above BLOW_UP times the best seen at this scale (from its starting picture on). L-BFGS
-        without a line search can take a wild step when its curvature pairs go stale (pixels pushed past the clamp
-        have no gradient); left alone such a step wrecks the picture, so it is undone like a NaN."""
+        The last loss is that of the picture the last step started from (the step scores, then moves), so that is
+        the picture kept as good; the move after it is judged at the next checkpoint, or by `settle`. (Keeping the
+        picture after the move, unscored, made a rollback return to the very picture that had blown up: a 160 px
+        scale of speed.py's objective went from 1.7e8 to 1.2e10 in one step and ended there.) Diverging: the loss
+        above BLOW_UP times the best seen at this scale (from its starting picture on). L-BFGS without a line search
+        can take a wild step when its curvature pairs go stale (pixels pushed past the clamp have no gradient); left
+        alone such a step wrecks the picture, so it is undone like a NaN."""
         total = self.terms.get("total")
         finite = total is not None and bool(torch.isfinite(total)) and bool(torch.isfinite(self.x).all())
-        first = float(self.first_total) if self.first_total is not None else math.inf
-        best = min([*self.history, first if math.isfinite(first) else math.inf])  # a NaN start: the NaN path's job
-        if finite and float(total) <= self.BLOW_UP * best:
+        if finite and float(total) <= self.BLOW_UP * self._best():
             self.history.append(float(total))
-            self.good = self.result().detach().clone()
+            self.good = self.before.detach().clamp(0, 1)
             return
         with torch.no_grad():
             self.x.copy_(self.good)
@@ -170,6 +177,26 @@ class ScaleRun:
         self.lr_scale *= 0.5
         self._make_optimizer()
         self.message = f"recovered from an invalid step (step size now x{self.lr_scale:g})"
+
+    def settle(self) -> None:
+        """At the end of the scale: score the last move, which no step has scored (one pass, no gradient), and go
+        back to the good picture if it is not finite or diverged, so a wild last step is never the scale's result
+        nor the next scale's start."""
+        if self.failed:
+            return
+        with torch.no_grad():
+            total, _ = self.objective(self.x.detach().clamp(0, 1))
+        sound = bool(torch.isfinite(total)) and bool(torch.isfinite(self.x).all())
+        if not (sound and float(total) <= self.BLOW_UP * self._best()):
+            with torch.no_grad():
+                self.x.copy_(self.good)
+            self.ema, self.ema_count = None, 0
+
+    def _best(self) -> float:
+        """The lowest loss seen at this scale, its starting picture's included (inf when none is finite: a NaN start
+        is the NaN path's job)."""
+        first = float(self.first_total) if self.first_total is not None else math.inf
+        return min([*self.history, first if math.isfinite(first) else math.inf])
 
     def converged(self, tolerance: float) -> bool:
         h = self.history

@@ -296,6 +296,7 @@ class TiledScale:
             done += 1
         if done:
             run.check_finite()  # a non-finite or diverging step is undone: the tile keeps its last good picture
+            run.settle()
             self.terms = run.terms
             self.message = run.message or self.message
         weight = blend_weight(tile, self.x.device)
@@ -314,8 +315,9 @@ class TiledScale:
 
 def work_megapixels(config: StyleConfig, shape_hw: tuple[int, int]) -> float:
     """Megapixel-steps a run computes: each scale's steps times the pixels it optimizes (tiles with their
-    overlap), plus a third of a step per pixel for each forward pass of targets (the photo and the style per
-    scale; the whole picture once more on tiled scales). Times seconds per megapixel-step: the run's time."""
+    overlap), plus a third of a step per pixel for each forward pass without a gradient (the photo's and the style's
+    targets per scale, and the last move's check at its end; the whole picture once more on tiled scales). Times
+    seconds per megapixel-step: the run's time."""
     sizes = scale_sizes(config)
     total = 0.0
     for side, steps in zip(sizes, steps_per_scale(config, len(sizes))):
@@ -323,7 +325,8 @@ def work_megapixels(config: StyleConfig, shape_hw: tuple[int, int]) -> float:
         pixels = h * w
         if side > tile_above(config):
             extents = sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in tile_grid(h, w, config.tile_size, config.tile_overlap))
-            total += steps * extents + extents / 3 + 2 * pixels / 3  # steps and content targets, whole-picture passes
+            # steps, each tile's content targets and last-move check, the whole-picture passes
+            total += steps * extents + 2 * extents / 3 + 2 * pixels / 3
         else:
-            total += steps * pixels + 2 * pixels / 3
+            total += steps * pixels + pixels
     return total / 1e6

@@ -210,6 +210,40 @@ def test_a_diverging_step_is_undone_and_the_run_goes_on(tiny_net, content_img, s
     assert 0.5 in made  # the optimizer was remade with a shorter step after the spike
 
 
+@pytest.mark.parametrize("bad_step", [4, 12])  # in the middle of the scale, and its very last step
+def test_a_step_that_wrecks_the_picture_is_undone_not_kept(tiny_net, content_img, style_img, monkeypatch, bad_step):
+    """One L-BFGS move that blows the picture up (here: to all white, which the objective scores 1000 times worse):
+    the rollback must go back to the picture before that move, not to the wrecked one, and a wild last move must
+    not be the result either. Each loss belongs to the picture a step starts from, not to the one it moves to."""
+    from style_core.lbfgs import LBFGS
+
+    original_call, original_step = Objective.__call__, LBFGS.step
+    steps = {"n": 0}
+
+    def scored(self, image):
+        total, terms = original_call(self, image)
+        if float(image.mean()) > 0.999:  # the wrecked picture
+            total = total * 1000
+            terms = {**terms, "total": total}
+        return total, terms
+
+    def wrecking(self, closure):
+        loss = original_step(self, closure)
+        steps["n"] += 1
+        if steps["n"] == bad_step:
+            with torch.no_grad():
+                self.param.fill_(1e3)
+        return loss
+
+    monkeypatch.setattr(Objective, "__call__", scored)
+    monkeypatch.setattr(LBFGS, "step", wrecking)
+    cfg = StyleConfig(size=32, start_size=32, steps=12, checkpoint_every=1, device="cpu")
+    frames = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
+    final = np.asarray(frames[-1].image, dtype=float) / 255
+    assert frames[-1].is_final and steps["n"] >= bad_step
+    assert final.mean() < 0.95, "the run ended on the wrecked (white) picture"
+
+
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_a_replayed_step_graph_runs_exactly_as_eager_steps(tiny_net, content_img, style_img, monkeypatch, optimizer):
     """A CUDA graph overwrites the loss and the gradient in place at every replay. Simulated on the CPU (the same
