@@ -34,7 +34,8 @@ FIXED_BYTES = 320 * 1024**2  # per step, whatever the size: oneDNN scratch, allo
 GUIDED_BYTES_PER_PIXEL = 600  # portrait mode's packed masks and gathered region pixels, per step pixel
 PORTRAIT_PREP_BYTES_PER_PIXEL = 400  # portrait mode's float64 pictures and masks at the output size
 FULL_BYTES_PER_PIXEL = 120  # a tiled scale's whole picture, photo, frame and conversions, per output pixel (measured)
-OPTIMIZER_BUFFERS = 8  # L-BFGS: picture, gradient, previous gradient, move, last good picture, ... (3 floats each)
+OPTIMIZER_BUFFERS = 9  # L-BFGS: picture, gradient, previous gradient, move, last good picture, the step's starting
+# picture, ... (3 floats each)
 
 
 @dataclass(frozen=True)
