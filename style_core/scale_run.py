@@ -155,14 +155,12 @@ class ScaleRun:
         can take a wild step when its curvature pairs go stale (pixels pushed past the clamp have no gradient); left
         alone such a step wrecks the picture, so it is undone like a NaN."""
         total = self.terms.get("total")
-        finite = total is not None and bool(torch.isfinite(total)) and bool(torch.isfinite(self.x).all())
+        finite = self._finite(total)
         if finite and float(total) <= self.BLOW_UP * self._best():
             self.history.append(float(total))
             self.good = self.before.detach().clamp(0, 1)
             return
-        with torch.no_grad():
-            self.x.copy_(self.good)
-        self.ema, self.ema_count = None, 0
+        self._roll_back()
         if finite:  # diverged: restart from the last good picture with a fresh, shorter-stepping optimizer
             self.diverged += 1
             self.lr_scale *= 0.5
@@ -186,11 +184,17 @@ class ScaleRun:
             return
         with torch.no_grad():
             total, _ = self.objective(self.x.detach().clamp(0, 1))
-        sound = bool(torch.isfinite(total)) and bool(torch.isfinite(self.x).all())
-        if not (sound and float(total) <= self.BLOW_UP * self._best()):
-            with torch.no_grad():
-                self.x.copy_(self.good)
-            self.ema, self.ema_count = None, 0
+        if not (self._finite(total) and float(total) <= self.BLOW_UP * self._best()):
+            self._roll_back()
+
+    def _finite(self, total: torch.Tensor | None) -> bool:
+        return total is not None and bool(torch.isfinite(total)) and bool(torch.isfinite(self.x).all())
+
+    def _roll_back(self) -> None:
+        """Back to the good picture; the average of iterates (Adam's EMA) starts again from there."""
+        with torch.no_grad():
+            self.x.copy_(self.good)
+        self.ema, self.ema_count = None, 0
 
     def _best(self) -> float:
         """The lowest loss seen at this scale, its starting picture's included (inf when none is finite: a NaN start

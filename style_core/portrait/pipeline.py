@@ -96,7 +96,12 @@ def _style_masks(img: Image.Image, face: Face | None) -> tuple[dict[str, np.ndar
     small = resize_long_side(img, min(MASK_LONG_SIDE, max(img.size)))
     if face is None:  # a style picture without a face lends its whole texture to every region
         return {r: np.ones((small.height, small.width), np.float32) for r in REGIONS}, small
-    return region_masks(small.size, face.landmarks * (small.width / img.width), image=_unit(small)), small
+    return region_masks(small.size, _landmarks_on(small, img, face), image=_unit(small)), small
+
+
+def _landmarks_on(small: Image.Image, img: Image.Image, face: Face) -> np.ndarray:
+    """The style face's landmarks in the pixels of `small`, its resized copy of `img`."""
+    return face.landmarks * (small.width / img.width)
 
 
 def stylize_portrait(
@@ -193,7 +198,7 @@ def plan_portrait(
             if f is None:  # a style without a face: all of it, as for every other region
                 square = np.ones_like(small_masks["skin"])
             else:
-                square = face_square(small.size, f.landmarks * (small.width / img.width))
+                square = face_square(small.size, _landmarks_on(small, img, f))
             m["face"] = square * (1 - SCENE_IN_FACE * small_masks["background"])
     guidance = Guidance(
         content_masks=_tensors(content_masks),
@@ -206,7 +211,7 @@ def plan_portrait(
     first_masks, first_style = style_sets[0]
     first_masks = dict(first_masks)
     if style_faces[0] is not None:
-        style_lm = style_faces[0].landmarks * (first_style.width / styles[0].width)
+        style_lm = _landmarks_on(first_style, styles[0], style_faces[0])
         first_masks["scene"] = scene_mask(first_masks["background"], style_lm)
     photo_masks = {**masks, "scene": scene_mask(masks["background"], target)}
     canvas = _to_image(cartoon_colors(painted_from, photo_masks, _unit(first_style), first_masks, config.region_colors))
