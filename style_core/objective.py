@@ -175,8 +175,8 @@ class Objective:
         region_total = sum(g.region_weights.get(r, 1.0) for r in self.regions) if self.regions != [None] else 1.0
         if self.whole is not None and self.whole.region_total is not None:
             region_total = self.whole.region_total
-        # per style layer: (region, per-pixel factor or None, GramMatch or Gaussian)
-        self.style_plan: dict[str, list[tuple[str | None, torch.Tensor | None, object]]] = {}
+        # per style layer: its regions' GramTerms (gram) or (region, Gaussian) pairs (w2)
+        self.style_plan: dict[str, list] = {}
         for layer in cfg.style_layers:
             h, w = feats[layer].shape[-2:]
             spans = self.packed[layer].spans if self.packed else {None: (0, h * w)}
@@ -189,10 +189,10 @@ class Objective:
                 share *= norm / region_total
                 if self._gram:
                     factor, match = losses.gram_match(target, weight, b - a)
-                    plan.append((region, factor, match))
+                    plan.append(losses.GramTerm(a, b, factor, match))
                     share *= match.factor
                 else:
-                    plan.append((region, None, target))
+                    plan.append((region, target))
                 rows.append((0.0, share, 0.0))
             self.style_plan[layer] = plan
         rows.append((0.0, 0.0, 1.0))  # total variation
@@ -255,25 +255,26 @@ class Objective:
 
     def parts(self, image: torch.Tensor) -> torch.Tensor:
         """(content, style, tv, total) as one tensor."""
-        return self.mix @ torch.stack(self._raw_terms(image))
+        return self.mix @ torch.cat(self._raw_terms(image))
 
     def _raw_terms(self, image: torch.Tensor) -> list[torch.Tensor]:
-        """The loss terms without their constant factors, in the order of `mix`'s columns."""
+        """The loss terms without their constant factors, as 1-D pieces in the order of `mix`'s columns."""
         feats = self.run_net(image)
         raw = []
         for n, target in self.content_targets.items():
-            raw.append(losses.content_loss(feats[n], target, self.weight_maps.get(n)))  # in fp32
+            raw.append(losses.content_loss(feats[n], target, self.weight_maps.get(n)).reshape(1))  # in fp32
         for layer, plan in self.style_plan.items():
             f = feats[layer]
+            if self._gram:
+                flat = losses.channel_matrix(f)
+                pixels = losses.select_pixels(flat, self.packed[layer].index) if self.packed else flat
+                raw.append(losses.gram_terms(pixels, plan))
+                continue
             if self.packed:
                 pixels = losses.gather_regions(f, self.packed[layer])
             else:
                 pixels = {None: (losses.channel_matrix(f), None)}
-            for region, factor, target in plan:
-                pix, weight = pixels[region]
-                if self._gram:
-                    raw.append(target.raw(pix if factor is None else pix * factor))
-                else:
-                    raw.append(losses.w2_distance(*weighted_mean_cov(pix, weight), target))
-        raw.append(losses.tv_loss(image))
+            for region, target in plan:
+                raw.append(losses.w2_distance(*weighted_mean_cov(*pixels[region]), target).reshape(1))
+        raw.append(losses.tv_loss(image).reshape(1))
         return raw

@@ -94,6 +94,34 @@ def test_gram_match_equals_the_direct_loss_with_its_gradient_in_both_forms(n):
     torch.testing.assert_close(match(pixels), plain)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_terms_node_equals_each_regions_gram_match_with_its_gradient(channels_last):
+    """The one autograd node for a layer's regions: the same losses and pixel gradient as autograd through each
+    region's GramMatch, in both forms (a region wider and narrower than the channel count), with and without a
+    per-pixel factor, on rows no region covers (zero gradient) and on a channels-last map's transposed rows."""
+    from style_core.losses import GramTerm, gram_match, gram_terms, weighted_gram
+
+    gen = torch.Generator().manual_seed(3)
+    c, spans = 16, [(0, 40), (40, 45), (45, 90), (95, 100)]  # 90..95 uncovered
+    rows = torch.rand(100, c, generator=gen, dtype=torch.float64)
+    pixels = (rows if channels_last else rows.T.contiguous().T).T.detach().requires_grad_(True)
+    terms, f64 = [], torch.float64
+    for k, (a, b) in enumerate(spans):
+        target = weighted_gram(torch.rand(c, 30, generator=gen, dtype=f64), torch.ones(30, dtype=f64))
+        weight = None if k == 2 else torch.rand(b - a, generator=gen, dtype=torch.float64)
+        factor, match = gram_match(target, weight, b - a)
+        terms.append(GramTerm(a, b, factor, match))
+    assert [t.match.small for t in terms] == [False, True, False, True]
+    upstream = torch.rand(len(terms), generator=gen, dtype=torch.float64)
+    want = torch.stack([t.match.raw(pixels[:, t.start:t.stop] * (1 if t.factor is None else t.factor)) for t in terms])
+    (g_want,) = torch.autograd.grad(want @ upstream, pixels)
+    got = gram_terms(pixels, terms)
+    (g_got,) = torch.autograd.grad(got @ upstream, pixels)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(g_got, g_want)
+    assert g_got[:, 90:95].abs().max() == 0 and g_got[:, :90].abs().min() > 0
+
+
 def test_channels_last_maps_give_the_same_statistics_without_reordering():
     """The bf16 twin's channels-last feature maps: the same Gram, mean/cov and region gathers as the default
     layout, read as transposed rows (no copy of the whole map at every layer)."""
