@@ -148,11 +148,6 @@ class StyleConfig:
             "detail step by step until it is not (0: off)"
         },
     )
-    identity_scale: float = field(
-        default=1.0,
-        metadata={"help": "portrait: the size the face is seen at over the size it is painted at (a crop pasted back "
-                  "smaller); the identity guard scores it there"},
-    )
 
     def validate(self) -> StyleConfig:
         """Raise ConfigError naming the first bad setting; returns self for chaining."""
@@ -212,7 +207,6 @@ class StyleConfig:
         need(self.face_index is None or self.face_index >= 0, "face_index", ">= 0 (or unset: every face)")
         need(0 <= self.identity_target <= 2, "identity_target", "between 0 and 2")
         need(0 <= self.face_style <= 100, "face_style", "between 0 and 100")
-        need(0 < self.identity_scale <= 1, "identity_scale", "above 0 and at most 1")
         return self
 
     def replace(self, **changes: Any) -> StyleConfig:

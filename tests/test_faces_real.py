@@ -61,3 +61,23 @@ def test_every_face_of_a_group_is_painted_and_scored(data_dir, monkeypatch):
     assert "3 faces painted in portrait mode" in final.message
     only = list(stylize(group, [data_dir / "Cartoons_00167_01.jpg"], config.replace(face_index=2)))[-1]
     assert "3 faces found; used face 3" in only.message
+
+
+def test_a_painted_crop_is_scored_where_it_is_pasted(data_dir):
+    """The identity guard's measure for a face painted from a crop: the crop pasted into the picture, its face
+    scored there. The photo's own crop pasted back reads as the same person; a blank painting shows no face."""
+    from style_core.portrait.group import SeenInPicture, _face_in_crop
+
+    photo = resize_long_side(load_image(data_dir / "unsplash-rDEOVtE7vOs.jpg"), 600)
+    (face,) = find_faces(photo)
+    out_per_picture = 384 / 600
+    base = resize_long_side(photo, 384)
+    crop = face_crop(face, face.width * out_per_picture)
+    cut = crop.cut(photo)
+    crop_face = _face_in_crop(cut, face, crop)
+    seen = SeenInPicture(photo, face, cut, crop_face, crop, base, out_per_picture)
+    own = seen(cut)
+    assert own is not None and own < 0.3
+    assert seen(Image.new("RGB", cut.size, (128, 128, 128))) is None
+    pasted = seen.paste(cut)
+    assert pasted.size == base.size

@@ -285,7 +285,8 @@ def test_identity_guard_stops_at_the_first_step_that_meets_the_target(monkeypatc
 
 def test_identity_guard_geometry_steps_move_the_face_back_but_keep_the_cartoon_eyes(monkeypatch):
     """The geometry steps move nose, mouth and jaw back toward the photo's landmarks (identity lives in those
-    proportions); each eye only moves with them, keeping its enlarged cartoon shape and size."""
+    proportions); each eye only moves with them, keeping its enlarged cartoon shape and size. Only the last two
+    steps, where nothing else held the person, give the eyes back half and then all of the photo's size."""
     from style_core.portrait import pipeline
 
     plan, photo = _guard_plan()
@@ -294,8 +295,8 @@ def test_identity_guard_geometry_steps_move_the_face_back_but_keep_the_cartoon_e
     monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: None)
     monkeypatch.setattr(pipeline, "warp_to_landmarks", lambda img, src, dst: moves.append((src, dst)) or img)
     pipeline._guard_identity(Image.new("RGB", photo.size, (230, 200, 180)), plan, photo, None, 0.45)
-    assert moves, "no geometry step was tried"
-    src, dst = moves[-1]  # the full step
+    assert len(moves) == 7, "every geometry step is tried"
+    src, dst = moves[-3]  # the full step with the cartoon eyes
     mouth = slice(48, 68)
     np.testing.assert_allclose(dst[mouth], plan.landmarks[mouth], atol=1e-6)  # the mouth is the photo's again
     for eye in (slice(36, 42), slice(42, 48)):
@@ -304,19 +305,26 @@ def test_identity_guard_geometry_steps_move_the_face_back_but_keep_the_cartoon_e
         np.testing.assert_allclose(shape_after, shape_before, atol=1e-6)  # same size and shape, only moved
     photo_eye = plan.landmarks[36:42]
     assert np.ptp(dst[36:42, 0]) > 1.1 * np.ptp(photo_eye[:, 0])  # still larger than the photo's eye
+    widths = [np.ptp(d[36:42, 0]) for _, d in moves[-3:]]
+    assert widths[0] > widths[1] > widths[2]  # then half-way, then all the way back to the photo's eye
+    np.testing.assert_allclose(moves[-1][1][36:48], plan.landmarks[36:48], atol=1e-6)
 
 
-def test_identity_is_scored_at_the_size_the_face_is_seen(monkeypatch):
-    """A crop painted large and pasted back small: the guard scores the candidate at its pasted size."""
+def test_a_crop_is_scored_as_the_finished_picture_will_show_it(monkeypatch):
+    """A crop painted large and pasted back: the guard judges every candidate with the score it is given (the face
+    in the picture it will be pasted into), never the crop on its own."""
     from style_core.portrait import pipeline
 
     plan, photo = _guard_plan()
-    plan.config = plan.config.replace(identity_scale=0.25)
-    sizes = []
-    monkeypatch.setattr(pipeline, "identity_distance", lambda ref, cand, *a, **k: sizes.append(cand.size) or 0.3)
-    monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: None)
-    pipeline._guard_identity(Image.new("RGB", photo.size, (230, 200, 180)), plan, photo, None, 0.45)
-    assert sizes == [(50, 50)]
+    monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: pytest.fail("the crop was scored on its own"))
+    monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: pytest.fail("the crop was scored on its own"))
+    scores, judged = iter([0.6, 0.55, 0.44, 0.3]), []
+    painted = Image.new("RGB", photo.size, (230, 200, 180))
+    image, distance = pipeline._guard_identity(
+        painted, plan, photo, None, 0.45, lambda c: judged.append(c.size) or next(scores)
+    )
+    assert distance == 0.44 and len(judged) == 3  # stops at the first candidate within the target
+    assert image is not painted
 
 
 def test_regions_a_picture_lacks_are_not_matched_to_empty_statistics():

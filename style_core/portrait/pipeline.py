@@ -20,7 +20,7 @@ from .caricature import target_landmarks
 from .crops import needs_crop
 from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
 from .finish import cartoon_colors, flatten, restore_face_detail, smooth_skin, surface_content
-from .group import paint_faces
+from .group import SeenScore, paint_faces
 from .masks import REGIONS, content_weight_map, region_masks, scene_mask
 from .warp import warp_to_landmarks
 
@@ -136,8 +136,8 @@ def stylize_portrait(
     if turned:
         note = "; ".join(n for n in (note, f"{turned} face(s) in profile left as the whole picture paints them") if n)
 
-    def paint_one(picture: Image.Image, face: Face, cfg: StyleConfig) -> Iterator[Frame]:
-        return _paint_face(picture, style_imgs, face, style_faces, cfg, backbone, should_stop, "")
+    def paint_one(picture: Image.Image, face: Face, cfg: StyleConfig, seen: SeenScore) -> Iterator[Frame]:
+        return _paint_face(picture, style_imgs, face, style_faces, cfg, backbone, should_stop, "", seen)
 
     if len(chosen) > 1 or needs_crop(chosen[0], content_img, several=False):
         yield from paint_faces(content_img, style_imgs, chosen, config, paint_one, backbone, should_stop, note)
@@ -145,8 +145,11 @@ def stylize_portrait(
     yield from _paint_face(content_img, style_imgs, chosen[0], style_faces, config, backbone, should_stop, note)
 
 
-def _paint_face(content_img, style_imgs, face, style_faces, config, backbone, should_stop, note) -> Iterator[Frame]:
-    """One face, the picture painted around it: warp, guided run, finish, background, identity guard."""
+def _paint_face(
+    content_img, style_imgs, face, style_faces, config, backbone, should_stop, note, seen: SeenScore | None = None
+) -> Iterator[Frame]:
+    """One face, the picture painted around it: warp, guided run, finish, background, identity guard (scored with
+    `seen` for a crop that will be pasted into a larger picture)."""
     plan = plan_portrait(content_img, style_imgs, face, style_faces, config)
     frames = engine.run(
         plan.canvas, style_imgs, plan.config, backbone=backbone, guidance=plan.guidance, should_stop=should_stop
@@ -157,7 +160,7 @@ def _paint_face(content_img, style_imgs, face, style_faces, config, backbone, sh
             continue
         image = _finish(frame.image, plan.masks, config, plan.face_width)
         image = _background(image, plan.masks, plan.warped, plan.flat, config.background)
-        image, distance = _guard_identity(image, plan, content_img, face, config.identity_target)
+        image, distance = _guard_identity(image, plan, content_img, face, config.identity_target, seen)
         message = "; ".join(m for m in (frame.message, note, describe_identity(distance)) if m)
         yield replace(frame, image=image, identity=distance, message=message)
 
@@ -261,30 +264,38 @@ def _background(
     return _to_image(_unit(image) * (1 - keep) + source * keep)
 
 
-# (geometry, detail) restored at each step: the flattened photo's facial structure (luminance of eyes, brows, nose,
-# mouth; half of it on the skin), then part of the way back to the photo's own proportions. Never its skin texture
-# (the reference is the flattened photo) and never its colours.
-IDENTITY_STEPS = ((0.0, 0.25), (0.5, 0.25), (1.0, 0.25), (1.0, 0.5), (1.0, 0.75), (1.0, 1.0))
+# (geometry, detail, eye size) restored at each step: the flattened photo's facial structure (luminance of eyes,
+# brows, nose, mouth; half of it on the skin), then part of the way back to the photo's own proportions, and last,
+# where nothing else was enough, part of the way back to the photo's eye size. Never its skin texture (the reference
+# is the flattened photo) and never its colours.
+IDENTITY_STEPS = (
+    (0.0, 0.25, 0.0), (0.5, 0.25, 0.0), (1.0, 0.25, 0.0), (1.0, 0.5, 0.0), (1.0, 0.75, 0.0), (1.0, 1.0, 0.0),
+    (1.0, 1.0, 0.5), (1.0, 1.0, 1.0),
+)
 EYES = slice(36, 48)
 DETAIL_GAINS = {"eyes": 1.0, "brows": 1.0, "nose": 1.0, "mouth": 1.0, "skin": 0.5}
 
 
 def _guard_identity(
-    image: Image.Image, plan: PortraitPlan, content: Image.Image, face: Face, target: float
+    image: Image.Image,
+    plan: PortraitPlan,
+    content: Image.Image,
+    face: Face,
+    target: float,
+    seen: SeenScore | None = None,
 ) -> tuple[Image.Image, float | None]:
     """Measure identity against the original photo; above `target`, restore structure in steps until it is within.
 
-    The score decides, not a fixed amount: a result that already reads as the person is left as painted.
+    The score decides, not a fixed amount: a result that already reads as the person is left as painted. A crop
+    is scored as the finished picture will show it (`seen`: pasted back, usually smaller, into the picture).
     """
-    reference_descriptor = descriptor(content, face)  # scored against up to seven candidates below
+    if seen is None:
+        reference_descriptor = descriptor(content, face)  # scored against up to seven candidates below
 
-    def score(candidate: Image.Image) -> float | None:
-        """Identity as the face will be seen: a crop pasted back smaller is scored at its pasted size."""
-        seen = plan.config.identity_scale
-        if seen < 1:
-            small = (max(1, round(candidate.width * seen)), max(1, round(candidate.height * seen)))
-            candidate = candidate.resize(small, Image.Resampling.LANCZOS)
-        return identity_distance(content, candidate, face, reference_descriptor)
+        def score(candidate: Image.Image) -> float | None:
+            return identity_distance(content, candidate, face, reference_descriptor)
+    else:
+        score = seen
 
     distance = score(image)
     if target <= 0 or (distance is not None and distance <= target):
@@ -295,14 +306,14 @@ def _guard_identity(
     structure = plan.flat if plan.config.flatten > 0 else _unit(plan.warped)
     reference = _unit(_to_image(structure).resize(size, Image.Resampling.BICUBIC))
     best, painted = (distance if distance is not None else math.inf, image), _unit(image)
-    for geometry, amount in IDENTITY_STEPS:
+    for geometry, amount, eyes in IDENTITY_STEPS:
         candidate = _to_image(restore_face_detail(painted, reference, mask, amount))
         if geometry > 0:  # move the painted face part of the way back to the photo's own landmarks
             toward = plan.target + geometry * (plan.landmarks - plan.target)
             # The eyes keep their cartoon size, moved only with the rest: their shape is what reads as cartoon, and
-            # the proportions a face is known by are the nose, mouth and jaw's.
+            # the proportions a face is known by are the nose, mouth and jaw's. Only the last steps give some back.
             shift = (toward[EYES] - plan.target[EYES]).mean(0)
-            toward[EYES] = plan.target[EYES] + shift
+            toward[EYES] = plan.target[EYES] + shift + eyes * (toward[EYES] - plan.target[EYES] - shift)
             candidate = warp_to_landmarks(candidate, plan.target * scale, toward * scale)
         d = score(candidate)
         if d is not None and d < best[0]:
