@@ -112,7 +112,8 @@ class SeenInPicture:
     """A painted crop pasted into the picture painted so far, and its face scored there: the identity guard's
     measure for a face painted from a crop. Scoring the crop itself, even shrunk to its pasted size, differed from
     the finished picture's score by up to 0.04 (unsplash x the 2-D drawing, 384 px: 0.477 on the crop, 0.516 in the
-    picture), enough to leave a face the guard had passed above its target."""
+    picture), enough to leave a face the guard had passed above its target. Where the finished picture shows no face
+    there (too small for the detector), the crop is scored alone at its pasted size, as before."""
 
     def __init__(
         self,
@@ -128,6 +129,7 @@ class SeenInPicture:
         self.crop, self.base, self.out_per_picture = crop, base, out_per_picture
         self.masks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.reference: np.ndarray | None = None
+        self.crop_reference: np.ndarray | None = None
 
     def paste(self, painted: Image.Image) -> Image.Image:
         if painted.size not in self.masks:
@@ -139,7 +141,21 @@ class SeenInPicture:
         if self.reference is None:
             self.reference = descriptor(self.content, self.face)
         picture = self.paste(painted)
-        return face_identities(self.content, [self.face], picture, self.out_per_picture, [None], [self.reference])[0]
+        (score,) = face_identities(self.content, [self.face], picture, self.out_per_picture, [None], [self.reference])
+        return score if score is not None else self._at_pasted_size(painted)
+
+    def _at_pasted_size(self, painted: Image.Image) -> float | None:
+        """The crop alone, shrunk to its pasted size: for a face too small in the finished picture for the detector
+        to find (the score the picture's identity then falls back on too)."""
+        seen = min(1.0, self.face.width * self.out_per_picture / max(1.0, self.crop_face.width))
+        size = (max(1, round(painted.width * seen)), max(1, round(painted.height * seen)))
+        small = painted.resize(size, Image.Resampling.LANCZOS)
+        found = find_faces(small)
+        if not found:
+            return None
+        if self.crop_reference is None:
+            self.crop_reference = descriptor(self.cut, self.crop_face)
+        return float(np.linalg.norm(self.crop_reference - descriptor(small, found[0])))
 
 
 def person_mask(cut: Image.Image, face: Face, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
