@@ -308,6 +308,10 @@ def test_identity_guard_geometry_steps_move_the_face_back_but_keep_the_cartoon_e
     widths = [np.ptp(d[36:42, 0]) for _, d in moves[-3:]]
     assert widths[0] > widths[1] > widths[2]  # then half-way, then all the way back to the photo's eye
     np.testing.assert_allclose(moves[-1][1][36:48], plan.landmarks[36:48], atol=1e-6)
+    moves.clear()  # a face that ends just above the target keeps its cartoon eyes: the eye steps are not tried
+    monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: 0.45 + pipeline.EYES_MARGIN / 2)
+    pipeline._guard_identity(Image.new("RGB", photo.size, (230, 200, 180)), plan, photo, None, 0.45)
+    assert len(moves) == 5
 
 
 def test_a_crop_is_scored_as_the_finished_picture_will_show_it(monkeypatch):
