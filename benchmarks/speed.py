@@ -80,8 +80,9 @@ def run_seed(
 # The seed's objective is the median of its pictures' over its last tenth of iterations, not the last picture's alone:
 # Adam at the classic learning rate oscillates, and where the oscillation happens to stop moves the final objective by
 # far more than any engine change does. Measured at 256 px, one run of the same recipe: the pictures at iterations
-# 900, 910, ..., 990 scored 3.7e6-4.9e6 (median 4.2e6), the one at iteration 1000 7.75e6; in an earlier build whose
-# losses differed only in rounding, the one at 1000 scored 4.76e6. The median is the seed's typical result.
+# 910, 920, ..., 990 scored 3.7e6-4.9e6, the one at iteration 1000 7.75e6 (the median of the ten: 4.23e6); in an
+# earlier build whose losses differed only in rounding, the one at 1000 scored 4.76e6. The median is the seed's
+# typical result.
 SEED_SNAPSHOTS = 10
 
 
@@ -99,6 +100,7 @@ def _adam(objective: Objective, x: torch.Tensor, iterations: int) -> list[torch.
         if i in kept:
             snapshots.append(x.detach().clamp(0, 1))
     return snapshots
+
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
