@@ -79,7 +79,8 @@ def _stub_faces(monkeypatch, photo_faces: list[Face], style_size: tuple[int, int
         monkeypatch.setattr(module, "find_faces", find)
     monkeypatch.setattr(pipeline, "find_faces_any_roll", find)
     monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: np.zeros(128))
-    monkeypatch.setattr(pipeline, "identity_distance", lambda *a, **k: distance)
+    for module in (pipeline, group):
+        monkeypatch.setattr(module, "identity_distance", lambda *a, **k: distance)
     monkeypatch.setattr(group, "descriptor", lambda img, face: np.full(128, 0.0 if img.size == WIDE else 0.03))
 
 

@@ -20,7 +20,7 @@ from ..config import StyleConfig
 from ..frames import Frame
 from ..images import resize_long_side
 from .crops import Crop, face_crop, paste
-from .faces import Face, describe_identity, descriptor, find_faces
+from .faces import Face, describe_identity, descriptor, find_faces, identity_distance
 from .finish import flatten
 from .masks import region_masks
 
@@ -149,13 +149,10 @@ class SeenInPicture:
         to find (the score the picture's identity then falls back on too)."""
         seen = min(1.0, self.face.width * self.out_per_picture / max(1.0, self.crop_face.width))
         size = (max(1, round(painted.width * seen)), max(1, round(painted.height * seen)))
-        small = painted.resize(size, Image.Resampling.LANCZOS)
-        found = find_faces(small)
-        if not found:
-            return None
         if self.crop_reference is None:
             self.crop_reference = descriptor(self.cut, self.crop_face)
-        return float(np.linalg.norm(self.crop_reference - descriptor(small, found[0])))
+        small = painted.resize(size, Image.Resampling.LANCZOS)
+        return identity_distance(self.cut, small, self.crop_face, self.crop_reference)
 
 
 def person_mask(cut: Image.Image, face: Face, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
