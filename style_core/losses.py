@@ -126,9 +126,9 @@ def weighted_gram(pixels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 class GramMatch:
     """mean((k A A^T - T)^2) for (C, n) pixels A against a fixed target T, set up once per scale.
 
-    Written as `factor * raw(A)` so a caller summing many terms folds `factor` into its own weights, and `raw` is
-    the fewest kernels: with n >= C it is mse(A A^T, T / k) (two kernels); with fewer pixels than channels (deep
-    layers at small scales, small face regions) the C x C Gram is never formed:
+    Computed (by `gram_terms`) as `factor * raw(A)` so a caller summing many terms folds `factor` into its own
+    weights, and `raw` is the fewest kernels: with n >= C it is mse(A A^T, T / k); with fewer pixels than channels
+    (deep layers at small scales, small face regions) the C x C Gram is never formed:
         ||k A A^T - T||^2 = k^2 (||A^T A||^2 - <(2T/k) A, A> + ||T||^2 / k^2),
     whose elementwise work is on (n, n) and (C, n) instead of (C, C).
     """
@@ -145,15 +145,6 @@ class GramMatch:
             return cls(target / k, k * k, False, 0.0)
         return cls(target * (2 / k), k * k / (c * c), True, float(target.pow(2).sum()) / (k * k))
 
-    def raw(self, a: torch.Tensor) -> torch.Tensor:
-        if not self.small:
-            return F.mse_loss(a @ a.T, self.target)
-        m = a.T @ a
-        return m.reshape(-1).dot(m.reshape(-1)) - (self.target @ a).reshape(-1).dot(a.reshape(-1)) + self.target_sq
-
-    def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        return self.factor * self.raw(a)
-
 
 @dataclass(frozen=True)
 class GramTerm:
@@ -167,7 +158,8 @@ class GramTerm:
 
 
 class _GramTerms(torch.autograd.Function):
-    """Every region's `match.raw(pixels[:, start:stop] * factor)` at one layer as one autograd node.
+    """Every region's raw Gram match (see GramMatch) of `pixels[:, start:stop] * factor` at one layer as one
+    autograd node.
 
     Written out because autograd's own graph of these few formulas is most of a portrait step's cost beyond the
     network (torch.profiler, 512 px portrait: the concatenation that puts the regions' gradients back together

@@ -74,7 +74,7 @@ def test_content_and_tv():
 
 @pytest.mark.parametrize("n", [5, 40, 64])
 def test_gram_match_equals_the_direct_loss_with_its_gradient_in_both_forms(n):
-    from style_core.losses import gram_match, weighted_gram
+    from style_core.losses import GramTerm, gram_match, gram_terms, weighted_gram
 
     gen = torch.Generator().manual_seed(n)
     pixels = torch.rand(32, n, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -84,36 +84,40 @@ def test_gram_match_equals_the_direct_loss_with_its_gradient_in_both_forms(n):
     (g_direct,) = torch.autograd.grad(direct, pixels)
     factor, match = gram_match(target, weight, n)
     assert match.small == (n < 32)
-    fast = match(pixels * factor)
+    fast = match.factor * gram_terms(pixels, [GramTerm(0, n, factor, match)])[0]
     (g_fast,) = torch.autograd.grad(fast, pixels)
     torch.testing.assert_close(fast, direct)
     torch.testing.assert_close(g_fast, g_direct)
     plain = ((weighted_gram(pixels, torch.ones(n, dtype=torch.float64)) - target) ** 2).mean()
     factor, match = gram_match(target, None, n)
     assert factor is None
-    torch.testing.assert_close(match(pixels), plain)
+    torch.testing.assert_close(match.factor * gram_terms(pixels, [GramTerm(0, n, None, match)])[0], plain)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_gram_terms_node_equals_each_regions_gram_match_with_its_gradient(channels_last):
     """The one autograd node for a layer's regions: the same losses and pixel gradient as autograd through each
-    region's GramMatch, in both forms (a region wider and narrower than the channel count), with and without a
-    per-pixel factor, on rows no region covers (zero gradient) and on a channels-last map's transposed rows."""
+    region's loss written out directly, in both forms (a region wider and narrower than the channel count), with and
+    without a per-pixel factor, on rows no region covers (zero gradient) and on a channels-last map's transposed
+    rows."""
     from style_core.losses import GramTerm, gram_match, gram_terms, weighted_gram
 
     gen = torch.Generator().manual_seed(3)
     c, spans = 16, [(0, 40), (40, 45), (45, 90), (95, 100)]  # 90..95 uncovered
     rows = torch.rand(100, c, generator=gen, dtype=torch.float64)
     pixels = (rows if channels_last else rows.T.contiguous().T).T.detach().requires_grad_(True)
-    terms, f64 = [], torch.float64
+    terms, direct, f64 = [], [], torch.float64
     for k, (a, b) in enumerate(spans):
         target = weighted_gram(torch.rand(c, 30, generator=gen, dtype=f64), torch.ones(30, dtype=f64))
         weight = None if k == 2 else torch.rand(b - a, generator=gen, dtype=torch.float64)
         factor, match = gram_match(target, weight, b - a)
         terms.append(GramTerm(a, b, factor, match))
+        direct.append((target, torch.ones(b - a, dtype=f64) if weight is None else weight, match.factor))
     assert [t.match.small for t in terms] == [False, True, False, True]
     upstream = torch.rand(len(terms), generator=gen, dtype=torch.float64)
-    want = torch.stack([t.match.raw(pixels[:, t.start:t.stop] * (1 if t.factor is None else t.factor)) for t in terms])
+    # each raw term is the direct loss over the factor the objective's mix folds in
+    want = torch.stack([((weighted_gram(pixels[:, t.start:t.stop], w) - target) ** 2).mean() / f
+                        for t, (target, w, f) in zip(terms, direct)])
     (g_want,) = torch.autograd.grad(want @ upstream, pixels)
     got = gram_terms(pixels, terms)
     (g_got,) = torch.autograd.grad(got @ upstream, pixels)
