@@ -162,6 +162,18 @@ def test_the_crop_reads_and_lays_back_the_same_pixels():
     assert rng is not None
 
 
+@pytest.mark.parametrize("angle", [0.0, 20.0])
+def test_a_painting_shrunk_into_the_picture_is_antialiased(angle):
+    """Pixel-sized detail painted at 4x the size it is laid at averages out, as in a downscaled picture; sampled
+    without a filter, every output pixel is one painted pixel, black or white."""
+    crop = Crop((200.0, 150.0), angle, 1.0, 256)  # one picture pixel per crop pixel...
+    speckle = (np.random.default_rng(0).random((256, 256)) < 0.5).astype(np.uint8) * 255
+    laid = np.asarray(crop.back(Image.fromarray(speckle), (400, 300), 0.25), float)  # ...laid at a quarter size
+    inner = laid[28:48, 40:60]  # around the crop's centre, (50, 37.5) in the output
+    assert abs(inner.mean() - 127.5) < 12
+    assert inner.std() < 50, inner.std()  # a 4x4 average's spread is ~32; unfiltered it is ~100 or more
+
+
 def test_the_paste_leaves_no_seam():
     """A crop painted in another colour entirely: the paste's rim holds no step larger than the smooth fade's."""
     base = Image.new("RGB", (400, 300), (60, 90, 120))

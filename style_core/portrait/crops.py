@@ -53,7 +53,15 @@ class Crop:
         return padded.transform((self.side, self.side), Image.Transform.AFFINE, data, Image.Resampling.BICUBIC)
 
     def back(self, painted: Image.Image, size: tuple[int, int], out_per_picture: float) -> Image.Image:
-        """The crop's painting laid onto a picture of `size` (whose pixel is 1/out_per_picture picture pixels)."""
+        """The crop's painting laid onto a picture of `size` (whose pixel is 1/out_per_picture picture pixels).
+
+        A painting larger than its place in the picture (a small face, painted at MIN_FACE_PX) is first shrunk with
+        an antialiasing filter: the affine transform samples its bicubic kernel at the output's pixels only, so at
+        a 4x shrink it kept one painted pixel in four, and an eye line or a brow came out as broken dots."""
+        shrink = self.per_px * out_per_picture * self.side / painted.width  # output pixels per painted pixel
+        if shrink < 1:
+            small = (max(1, round(painted.width * shrink)), max(1, round(painted.height * shrink)))
+            painted = painted.resize(small, Image.Resampling.LANCZOS)
         inv = np.linalg.inv(self._matrix()) / out_per_picture * (painted.width / self.side)
         offset = self.side / 2 * (painted.width / self.side) - inv @ (np.array(self.centre) * out_per_picture)
         data = (inv[0, 0], inv[0, 1], offset[0], inv[1, 0], inv[1, 1], offset[1])
