@@ -61,6 +61,7 @@ USER_ERRORS = (ImageError, ConfigError, StylizeError, WeightsError, DeviceError)
 _stops: dict[str, threading.Event] = {}
 _weights_status = {"text": "Loading the VGG weights…"}
 _speed: dict[str, float] = {}  # "per_megapixel_step": seconds, measured once the weights are loaded
+_measuring_speed = threading.Event()  # set while the start-up thread loads the weights and measures the speed
 # One engine run at a time for real: gradio hands a cancelled run's slot to the next job at once, while the
 # cancelled run may still be ending its current step; the next run waits here for it (one step, not two at once).
 _engine = threading.Lock()
@@ -77,12 +78,15 @@ def _warm_up_in_background() -> None:
     """Load the network at start-up so the first run doesn't pay for it; the status line reports it."""
 
     def work() -> None:
+        _measuring_speed.set()
         try:
             _weights_status["text"] = warm_up(make_preset())
             config = make_preset()
             _speed["per_megapixel_step"] = seconds_per_megapixel_step(config, pick_device(config.device))
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays up
             _weights_status["text"] = f"Weights could not be loaded: {exc}"
+        finally:
+            _measuring_speed.clear()
 
     threading.Thread(target=work, daemon=True).start()
 
@@ -493,6 +497,17 @@ def estimate_changed(*values):
     return time_estimate(Controls(*values))
 
 
+def estimate_once_measured(*values):
+    """The time estimate as soon as this server's speed is measured, then no more polling. Only a control's change
+    updated it, so a photo dropped in while the speed was still being measured (the first seconds after start) left
+    "measuring this server's speed…" on the page through the whole run."""
+    if _speed.get("per_megapixel_step") is not None:
+        return time_estimate(Controls(*values)), gr.Timer(active=False)
+    if not _weights_status["text"].startswith("Loading") and not _measuring_speed.is_set():
+        return "*Time estimate: not available (the engine did not start)*", gr.Timer(active=False)
+    return gr.skip(), gr.Timer(active=True)
+
+
 def request_stop(request: gr.Request) -> None:
     """Ask this session's running job to finish now with the picture so far."""
     event = _stops.get(request.session_hash)
@@ -633,6 +648,7 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                     elem_id="print-size",
                 )
                 estimate = gr.Markdown("*Time estimate: measuring this server's speed…*", elem_id="estimate")
+                estimate_timer = gr.Timer(1.0)
                 steps = gr.Slider(
                     0,
                     2000,
@@ -783,6 +799,9 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
             picture.change(faces_hint, [content, style, preset_menu], mode_hint, api_name=False, concurrency_id="faces")
         preset_menu.change(faces_hint, [content, style, preset_menu], mode_hint, api_name=False, concurrency_id="faces")
         status_timer.tick(weights_status, None, [status, status_timer], api_name=False, show_progress="hidden")
+        estimate_timer.tick(
+            estimate_once_measured, inputs, [estimate, estimate_timer], api_name=False, show_progress="hidden"
+        )
         demo.load(weights_status, None, [status, status_timer], api_name=False, show_progress="hidden")
     return demo
 

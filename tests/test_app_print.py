@@ -3,6 +3,8 @@ while the download keeps every pixel, and the time estimate comes from the guard
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from PIL import Image
 
 import app
@@ -50,3 +52,23 @@ def test_the_time_estimate_uses_the_measured_speed_and_the_guards_plan(monkeypat
 class _Plan:
     def __init__(self, config):
         self.config, self.note, self.estimate = config, "", 3 * 2**30
+
+
+def test_the_estimate_fills_in_once_the_speed_is_measured(monkeypatch, tmp_path):
+    """A page whose photo came in while the speed was being measured gets its estimate when the measurement ends
+    (no control has to change), and the polling stops then, or when the engine failed to start."""
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (300, 400)).save(photo)
+    controls = app.Controls(content=str(photo), style=str(photo), size=256)
+    values = [getattr(controls, f.name) for f in fields(app.Controls)]
+    monkeypatch.setattr(app, "_speed", {})
+    monkeypatch.setattr(app, "_weights_status", {"text": "Loading the VGG weights…"})
+    shown, timer = app.estimate_once_measured(*values)
+    assert shown == app.gr.skip() and timer.active  # still measuring: the page keeps its text, the timer goes on
+    monkeypatch.setattr(app, "_speed", {"per_megapixel_step": 10.0})
+    shown, timer = app.estimate_once_measured(*values)
+    assert shown.startswith("**256 px: about") and not timer.active
+    monkeypatch.setattr(app, "_speed", {})
+    monkeypatch.setattr(app, "_weights_status", {"text": "Weights could not be loaded: no file"})
+    shown, timer = app.estimate_once_measured(*values)
+    assert "not available" in shown and not timer.active
