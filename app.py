@@ -60,8 +60,8 @@ USER_ERRORS = (ImageError, ConfigError, StylizeError, WeightsError, DeviceError)
 # Stop flags, one per browser session: the Stop button sets it, the running job polls it every step.
 _stops: dict[str, threading.Event] = {}
 _weights_status = {"text": "Loading the VGG weights…"}
+WEIGHTS_FAILED = "Weights could not be loaded"  # the status text's start when the start-up thread failed
 _speed: dict[str, float] = {}  # "per_megapixel_step": seconds, measured once the weights are loaded
-_measuring_speed = threading.Event()  # set while the start-up thread loads the weights and measures the speed
 # One engine run at a time for real: gradio hands a cancelled run's slot to the next job at once, while the
 # cancelled run may still be ending its current step; the next run waits here for it (one step, not two at once).
 _engine = threading.Lock()
@@ -78,15 +78,12 @@ def _warm_up_in_background() -> None:
     """Load the network at start-up so the first run doesn't pay for it; the status line reports it."""
 
     def work() -> None:
-        _measuring_speed.set()
         try:
             _weights_status["text"] = warm_up(make_preset())
             config = make_preset()
             _speed["per_megapixel_step"] = seconds_per_megapixel_step(config, pick_device(config.device))
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays up
-            _weights_status["text"] = f"Weights could not be loaded: {exc}"
-        finally:
-            _measuring_speed.clear()
+            _weights_status["text"] = f"{WEIGHTS_FAILED}: {exc}"
 
     threading.Thread(target=work, daemon=True).start()
 
@@ -503,7 +500,7 @@ def estimate_once_measured(*values):
     "measuring this server's speed…" on the page through the whole run."""
     if _speed.get("per_megapixel_step") is not None:
         return time_estimate(Controls(*values)), gr.Timer(active=False)
-    if not _weights_status["text"].startswith("Loading") and not _measuring_speed.is_set():
+    if _weights_status["text"].startswith(WEIGHTS_FAILED):
         return "*Time estimate: not available (the engine did not start)*", gr.Timer(active=False)
     return gr.skip(), gr.Timer(active=True)
 
