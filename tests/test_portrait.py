@@ -233,13 +233,14 @@ def test_restoring_face_detail_moves_luminance_only_inside_the_mask():
     from style_core.color import rgb_to_ycc
     from style_core.portrait.finish import restore_face_detail
 
-    rng = np.random.default_rng(0)
-    painted = np.full((32, 32, 3), [0.7, 0.4, 0.3])
-    photo = 0.35 + 0.3 * rng.random((32, 32, 3))  # no clipping, so chroma must be exactly kept
-    mask = np.zeros((32, 32))
-    mask[8:24, 8:24] = 1.0
-    assert np.array_equal(restore_face_detail(painted, photo, mask, 0.0), painted)
-    out = restore_face_detail(painted, photo, mask, 1.0)
+    rows, cols = np.mgrid[0:64, 0:64].astype(np.float64)
+    shapes = 0.1 * np.sin(2 * np.pi * cols / 12) * np.sin(2 * np.pi * rows / 12)  # eye-sized, for a 64 px face
+    painted = np.full((64, 64, 3), [0.7, 0.4, 0.3])
+    photo = 0.5 + shapes[..., None] * np.array([1.0, 0.9, 0.8])  # no clipping, so chroma must be exactly kept
+    mask = np.zeros((64, 64))
+    mask[16:48, 16:48] = 1.0
+    assert np.array_equal(restore_face_detail(painted, photo, mask, 0.0, 64.0), painted)
+    out = restore_face_detail(painted, photo, mask, 1.0, 64.0)
     assert np.allclose(out[mask == 0], painted[mask == 0], atol=1e-5)
     ycc = lambda a: rgb_to_ycc(torch.from_numpy(a.transpose(2, 0, 1)))  # noqa: E731
     inside = mask == 1
@@ -247,6 +248,34 @@ def test_restoring_face_detail_moves_luminance_only_inside_the_mask():
     assert np.allclose(ycc(out)[1:][:, inside], ycc(painted)[1:][:, inside], atol=0.02)
     corr = np.corrcoef(ycc(out)[0][inside], ycc(photo)[0][inside])[0, 1]
     assert corr > 0.95
+
+
+def test_the_guard_restores_the_photos_shapes_not_its_texture_or_lighting():
+    """With the face's width given, only the middle band of the photo's luminance comes back: a pattern a fifth of
+    the face wide (the size of an eye, a nostril's shadow) does; pixel noise (pores) and a gradient across the whole
+    face (lighting) do not."""
+    from style_core.color import rgb_to_ycc
+    from style_core.portrait.finish import restore_face_detail
+
+    size, face_width = 160, 100.0
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    shapes = 0.08 * np.sin(2 * np.pi * cols / (0.2 * face_width)) * np.sin(2 * np.pi * rows / (0.2 * face_width))
+    texture = 0.08 * np.random.default_rng(0).standard_normal((size, size))
+    lighting = 0.3 * cols / size
+    photo = np.repeat((0.35 + shapes + texture + lighting)[..., None], 3, axis=2)
+    painted = np.full((size, size, 3), 0.5)
+    mask = np.ones((size, size))
+    out = restore_face_detail(painted, photo, mask, 1.0, face_width)
+    luma = rgb_to_ycc(torch.from_numpy(out.transpose(2, 0, 1)))[0].numpy() - 0.5
+    inner = (slice(30, -30), slice(30, -30))  # away from the borders' padding
+
+    def share(pattern: np.ndarray) -> float:  # the regression coefficient of the output on one component
+        p = pattern[inner] - pattern[inner].mean()
+        return float((luma[inner] - luma[inner].mean()).ravel() @ p.ravel() / (p.ravel() @ p.ravel()))
+
+    assert share(shapes) > 0.6
+    assert abs(share(texture)) < 0.2
+    assert abs(share(lighting)) < 0.2
 
 
 def _guard_plan(size: int = 200):

@@ -88,11 +88,23 @@ def smooth_skin(image: np.ndarray, masks: dict[str, np.ndarray], smoothing: floa
     return image * (1 - alpha) + smooth * alpha
 
 
-def restore_face_detail(image: np.ndarray, photo: np.ndarray, mask: np.ndarray, amount: float) -> np.ndarray:
+#: The band of the photo's luminance that the identity guard restores, as Gaussian sigmas in face widths: finer than
+#: `RESTORE_FINEST` is texture (pores, stubble, noise), coarser than `RESTORE_COARSEST` is broad shading and
+#: lighting; what lies between is the shape of the eyes, lids, nostrils, lips and the face's contours. Measured on
+#: unsplash x Cartoons_00003 at 384 px, one painting, the whole band's restore at full amount: identity / style_x
+#: 0.521 / 0.516 with all of the luminance, 0.501 / 0.450 with this band only (0.482 / 0.478 from 0.005; 0.524 / 0.429
+#: from 0.015; 0.512 / 0.459 up to 0.15): the same identity for less of the photo's look.
+RESTORE_FINEST = 0.01
+RESTORE_COARSEST = 0.1
+
+
+def restore_face_detail(
+    image: np.ndarray, photo: np.ndarray, mask: np.ndarray, amount: float, face_width: float
+) -> np.ndarray:
     """Bring back `amount` (0..1) of the photo's luminance structure inside `mask`, keeping the painted colours.
 
-    The photo's luminance is first shifted to the result's mean under the mask, so the face keeps the painted
-    brightness and palette and regains the shapes and shading (eye lids, nostrils, lips) that identity needs.
+    Only the band between `RESTORE_FINEST` and `RESTORE_COARSEST` face widths (`face_width` in pixels) is replaced:
+    the painting keeps its own fine texture, broad shading and brightness, and takes the photo's shapes.
     """
     if amount <= 0 or mask.sum() < 16:
         return image
@@ -100,9 +112,10 @@ def restore_face_detail(image: np.ndarray, photo: np.ndarray, mask: np.ndarray, 
     out_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
     ref_t = torch.from_numpy(np.ascontiguousarray(photo.transpose(2, 0, 1)))
     out_ycc, ref_ycc = rgb_to_ycc(out_t), rgb_to_ycc(ref_t)
-    total = m.sum()
-    mean_o, mean_r = (out_ycc[0] * m).sum() / total, (ref_ycc[0] * m).sum() / total
-    luma = out_ycc[0] + amount * m * (ref_ycc[0] - mean_r + mean_o - out_ycc[0])
+    difference = (ref_ycc[0] - out_ycc[0]).numpy()
+    fine, coarse = RESTORE_FINEST * face_width, RESTORE_COARSEST * face_width
+    change = torch.from_numpy(gaussian_filter(difference, fine) - gaussian_filter(difference, coarse))
+    luma = out_ycc[0] + amount * m * change
     restored = ycc_to_rgb(torch.cat([luma[None], out_ycc[1:]]))
     return np.clip(restored.permute(1, 2, 0).numpy(), 0, 1)
 

@@ -264,12 +264,13 @@ def _background(
     return _to_image(_unit(image) * (1 - keep) + source * keep)
 
 
-# (geometry, detail, eye size) restored at each step: the flattened photo's facial structure (luminance of eyes,
-# brows, nose, mouth; half of it on the skin), then part of the way back to the photo's own proportions, and last,
-# where nothing else was enough, part of the way back to the photo's eye size. Never its skin texture (the reference
-# is the flattened photo) and never its colours. The eye steps are a last resort, tried only while the best score is
-# more than EYES_MARGIN above the target: the eyes' size is what reads as cartoon most, so a face that ends a little
-# above the target keeps it (unsplash x the 2-D drawing, 384 px, needed them: 0.516 after six steps, 0.492 after).
+# (geometry, detail, eye size) restored at each step: the flattened photo's facial structure (the middle band of the
+# luminance of eyes, brows, nose, mouth, half of it on the skin: shapes, not texture or lighting), then part of the
+# way back to the photo's own proportions, and last, where nothing else was enough, part of the way back to the
+# photo's eye size. Never its skin texture (the reference is the flattened photo, and only its middle band is used)
+# and never its colours. The eye steps are a last resort, tried only while the best score is more than EYES_MARGIN
+# above the target: the eyes' size is what reads as cartoon most, so a face that ends a little above the target keeps
+# it (unsplash x the 2-D drawing, 384 px, needed them: 0.516 after six steps, 0.492 after).
 IDENTITY_STEPS = (
     (0.0, 0.25, 0.0), (0.5, 0.25, 0.0), (1.0, 0.25, 0.0), (1.0, 0.5, 0.0), (1.0, 0.75, 0.0), (1.0, 1.0, 0.0),
     (1.0, 1.0, 0.5), (1.0, 1.0, 1.0),
@@ -312,7 +313,7 @@ def _guard_identity(
     for geometry, amount, eyes in IDENTITY_STEPS:
         if eyes > 0 and best[0] <= target + EYES_MARGIN:
             break
-        candidate = _to_image(restore_face_detail(painted, reference, mask, amount))
+        candidate = _to_image(restore_face_detail(painted, reference, mask, amount, plan.face_width * scale))
         if geometry > 0:  # move the painted face part of the way back to the photo's own landmarks
             toward = plan.target + geometry * (plan.landmarks - plan.target)
             # The eyes keep their cartoon size, moved only with the rest: their shape is what reads as cartoon, and
