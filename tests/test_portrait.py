@@ -251,9 +251,8 @@ def test_restoring_face_detail_moves_luminance_only_inside_the_mask():
 
 
 def test_the_guard_restores_the_photos_shapes_not_its_texture_or_lighting():
-    """With the face's width given, only the middle band of the photo's luminance comes back: a pattern a fifth of
-    the face wide (the size of an eye, a nostril's shadow) does; pixel noise (pores) and a gradient across the whole
-    face (lighting) do not."""
+    """Only the middle band of the photo's luminance comes back: a pattern a fifth of the face wide (the size of an
+    eye, a nostril's shadow) does; pixel noise (pores) and a gradient across the whole face (lighting) do not."""
     from style_core.color import rgb_to_ycc
     from style_core.portrait.finish import restore_face_detail
 
