@@ -231,7 +231,7 @@ def test_faces_and_landmarks_on_a_photo_and_a_cartoon(data_dir):
 
 def test_restoring_face_detail_moves_luminance_only_inside_the_mask():
     from style_core.color import rgb_to_ycc
-    from style_core.portrait.finish import restore_face_detail
+    from style_core.portrait.finish import face_detail_restorer
 
     rows, cols = np.mgrid[0:64, 0:64].astype(np.float64)
     shapes = 0.1 * np.sin(2 * np.pi * cols / 12) * np.sin(2 * np.pi * rows / 12)  # eye-sized, for a 64 px face
@@ -239,8 +239,8 @@ def test_restoring_face_detail_moves_luminance_only_inside_the_mask():
     photo = 0.5 + shapes[..., None] * np.array([1.0, 0.9, 0.8])  # no clipping, so chroma must be exactly kept
     mask = np.zeros((64, 64))
     mask[16:48, 16:48] = 1.0
-    assert np.array_equal(restore_face_detail(painted, photo, mask, 0.0, 64.0), painted)
-    out = restore_face_detail(painted, photo, mask, 1.0, 64.0)
+    assert np.array_equal(face_detail_restorer(painted, photo, mask, 64.0)(0.0), painted)
+    out = face_detail_restorer(painted, photo, mask, 64.0)(1.0)
     assert np.allclose(out[mask == 0], painted[mask == 0], atol=1e-5)
     ycc = lambda a: rgb_to_ycc(torch.from_numpy(a.transpose(2, 0, 1)))  # noqa: E731
     inside = mask == 1
@@ -254,7 +254,7 @@ def test_the_guard_restores_the_photos_shapes_not_its_texture_or_lighting():
     """Only the middle band of the photo's luminance comes back: a pattern a fifth of the face wide (the size of an
     eye, a nostril's shadow) does; pixel noise (pores) and a gradient across the whole face (lighting) do not."""
     from style_core.color import rgb_to_ycc
-    from style_core.portrait.finish import restore_face_detail
+    from style_core.portrait.finish import face_detail_restorer
 
     size, face_width = 160, 100.0
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
@@ -264,7 +264,7 @@ def test_the_guard_restores_the_photos_shapes_not_its_texture_or_lighting():
     photo = np.repeat((0.35 + shapes + texture + lighting)[..., None], 3, axis=2)
     painted = np.full((size, size, 3), 0.5)
     mask = np.ones((size, size))
-    out = restore_face_detail(painted, photo, mask, 1.0, face_width)
+    out = face_detail_restorer(painted, photo, mask, face_width)(1.0)
     luma = rgb_to_ycc(torch.from_numpy(out.transpose(2, 0, 1)))[0].numpy() - 0.5
     inner = (slice(30, -30), slice(30, -30))  # away from the borders' padding
 

@@ -4,6 +4,8 @@ smoothing after painting, and the identity guard's structure restore."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -98,26 +100,33 @@ RESTORE_FINEST = 0.01
 RESTORE_COARSEST = 0.1
 
 
-def restore_face_detail(
-    image: np.ndarray, photo: np.ndarray, mask: np.ndarray, amount: float, face_width: float
-) -> np.ndarray:
-    """Bring back `amount` (0..1) of the photo's luminance structure inside `mask`, keeping the painted colours.
+def face_detail_restorer(
+    image: np.ndarray, photo: np.ndarray, mask: np.ndarray, face_width: float
+) -> Callable[[float], np.ndarray]:
+    """A function of `amount` (0..1) that brings back that much of the photo's luminance structure inside `mask`,
+    keeping the painted colours. The band is filtered once here: the identity guard tries up to eight amounts.
 
     Only the band between `RESTORE_FINEST` and `RESTORE_COARSEST` face widths (`face_width` in pixels) is replaced:
     the painting keeps its own fine texture, broad shading and brightness, and takes the photo's shapes.
     """
-    if amount <= 0 or mask.sum() < 16:
-        return image
+    if mask.sum() < 16:
+        return lambda amount: image
     m = torch.from_numpy(np.clip(mask, 0, 1).astype(np.float64))
     out_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
     ref_t = torch.from_numpy(np.ascontiguousarray(photo.transpose(2, 0, 1)))
     out_ycc, ref_ycc = rgb_to_ycc(out_t), rgb_to_ycc(ref_t)
     difference = (ref_ycc[0] - out_ycc[0]).numpy()
     fine, coarse = RESTORE_FINEST * face_width, RESTORE_COARSEST * face_width
-    change = torch.from_numpy(gaussian_filter(difference, fine) - gaussian_filter(difference, coarse))
-    luma = out_ycc[0] + amount * m * change
-    restored = ycc_to_rgb(torch.cat([luma[None], out_ycc[1:]]))
-    return np.clip(restored.permute(1, 2, 0).numpy(), 0, 1)
+    change = m * torch.from_numpy(gaussian_filter(difference, fine) - gaussian_filter(difference, coarse))
+
+    def restore(amount: float) -> np.ndarray:
+        if amount <= 0:
+            return image
+        luma = out_ycc[0] + amount * change
+        restored = ycc_to_rgb(torch.cat([luma[None], out_ycc[1:]]))
+        return np.clip(restored.permute(1, 2, 0).numpy(), 0, 1)
+
+    return restore
 
 
 def flatten(image: np.ndarray, radius: int, eps: float = 8e-4, passes: int = 3) -> np.ndarray:

@@ -19,7 +19,7 @@ from .align import find_faces_any_roll, is_profile
 from .caricature import target_landmarks
 from .crops import needs_crop
 from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
-from .finish import cartoon_colors, flatten, restore_face_detail, smooth_skin, surface_content
+from .finish import cartoon_colors, face_detail_restorer, flatten, smooth_skin, surface_content
 from .group import SeenScore, paint_faces
 from .masks import REGIONS, content_weight_map, region_masks, scene_mask
 from .warp import warp_to_landmarks
@@ -309,11 +309,12 @@ def _guard_identity(
     mask = sum(g * _resized(plan.masks[r], size) for r, g in DETAIL_GAINS.items())
     structure = plan.flat if plan.config.flatten > 0 else _unit(plan.warped)
     reference = _unit(_to_image(structure).resize(size, Image.Resampling.BICUBIC))
-    best, painted = (distance if distance is not None else math.inf, image), _unit(image)
+    best = (distance if distance is not None else math.inf, image)
+    restore = face_detail_restorer(_unit(image), reference, mask, plan.face_width * scale)
     for geometry, amount, eyes in IDENTITY_STEPS:
         if eyes > 0 and best[0] <= target + EYES_MARGIN:
             break
-        candidate = _to_image(restore_face_detail(painted, reference, mask, amount, plan.face_width * scale))
+        candidate = _to_image(restore(amount))
         if geometry > 0:  # move the painted face part of the way back to the photo's own landmarks
             toward = plan.target + geometry * (plan.landmarks - plan.target)
             # The eyes keep their cartoon size, moved only with the rest: their shape is what reads as cartoon, and
