@@ -112,6 +112,36 @@ def test_sunlit_strands_beside_the_cheeks_are_hair_not_skin():
     assert masks["skin"][cheek[1], cheek[0]] > 0.6
 
 
+def test_a_fringe_and_a_strand_inside_the_face_outline_are_hair():
+    """Dark hair over the forehead's left half (a fringe) and down the right temple, both inside the face's outline
+    from its landmarks: they are hair, not skin (they were painted with the style's skin and its colour); the bare
+    half of the forehead and the cheeks stay skin."""
+    lm = synthetic_landmarks(cx=150, cy=170)
+    h, w = 320, 300
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = np.empty((h, w, 3))
+    image[:] = (0.3, 0.5, 0.9)  # sky
+    image[((xx - 150) / 90.0) ** 2 + ((yy - 140) / 110.0) ** 2 < 1] = (0.2, 0.12, 0.08)  # a head of hair
+    face = region_masks((w, h), lm)
+    skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
+    image[skin] = (0.85, 0.65, 0.55)
+    brow_top = lm[17:27, 1].min()
+    fringe = skin & (yy < brow_top - 4) & (xx < 150)
+    strand = skin & (xx > lm[16, 0] - 14) & (yy > brow_top) & (yy < lm[30, 1])
+    image[fringe | strand] = (0.2, 0.12, 0.08)
+    masks = region_masks((w, h), lm, image=image)
+    for hair in (fringe, strand):
+        rows, cols = np.nonzero(hair)
+        assert len(rows) > 30
+        assert masks["hair"][rows, cols].mean() > 0.6 and masks["skin"][rows, cols].mean() < 0.3
+    bare = skin & (yy < brow_top - 8) & (xx > 160) & (xx < 190)
+    rows, cols = np.nonzero(bare)
+    assert len(rows) > 30 and masks["skin"][rows, cols].mean() > 0.7
+    for cheek in ((lm[2] * 0.5 + lm[30] * 0.5), (lm[14] * 0.5 + lm[30] * 0.5)):
+        x, y = cheek.round().astype(int)
+        assert masks["skin"][y, x] > 0.6
+
+
 def test_content_weight_map_favours_features():
     lm = synthetic_landmarks()
     masks = region_masks((200, 240), lm)
