@@ -26,15 +26,25 @@ from PIL import Image
 
 from queue_watch import queue_released
 from style_core import PRESETS, ConfigError, ImageError, StyleConfig, StylizeError, stylize, warm_up
-from style_core.api import AUTO, AUTO_HELP, faces_in, number, parse_extra, plan_memory, resolve_preset
+from style_core.api import (
+    AUTO,
+    AUTO_HELP,
+    estimate_run_seconds,
+    faces_in,
+    number,
+    parse_extra,
+    plan_memory,
+    resolve_preset,
+    step_timer,
+)
 from style_core.cli import UNSET
 from style_core.config import PRESET_HELP, scale_sizes, steps_per_scale
 from style_core.config import preset as make_preset
-from style_core.devices import DeviceError, pick_device
+from style_core.devices import DeviceError
 from style_core.images import DEFAULT_MAX_BYTES, load_image, resize_long_side
 from style_core.portrait.faces import describe_identity
 from style_core.settings import scalar
-from style_core.timing import estimate_seconds, seconds_per_megapixel_step
+from style_core.timing import StepPrices
 from style_core.weights import WeightsError
 
 ROOT = Path(__file__).resolve().parent
@@ -61,11 +71,15 @@ USER_ERRORS = (ImageError, ConfigError, StylizeError, WeightsError, DeviceError)
 _stops: dict[str, threading.Event] = {}
 _weights_status = {"text": "Loading the VGG weights…"}
 WEIGHTS_FAILED = "Weights could not be loaded"  # the status text's start when the start-up thread failed
-_speed: dict[str, float] = {}  # "per_megapixel_step": seconds, measured once the weights are loaded
+_speed: dict[str, StepPrices] = {}  # "prices": what a step costs here, measured once the weights are loaded
 # One engine run at a time for real: gradio hands a cancelled run's slot to the next job at once, while the
 # cancelled run may still be ending its current step; the next run waits here for it (one step, not two at once).
 _engine = threading.Lock()
 ENGINE_WAIT_S = 60
+# The step prices are measured at start-up, often beside the first uploads' face detection, which slowed one
+# measurement's steps up to 30x; they are measured again this long after, if no run is painting then, and each size
+# keeps its fastest step.
+REMEASURE_AFTER_S = (30, 300)
 
 
 class _Released(BaseException):
@@ -80,10 +94,20 @@ def _warm_up_in_background() -> None:
     def work() -> None:
         try:
             _weights_status["text"] = warm_up(make_preset())
-            config = make_preset()
-            _speed["per_megapixel_step"] = seconds_per_megapixel_step(config, pick_device(config.device))
+            timer = step_timer(make_preset(), make_preset("pixar-portrait"))
+            _speed["prices"] = timer.measure()
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays up
             _weights_status["text"] = f"{WEIGHTS_FAILED}: {exc}"
+            return
+        for wait in REMEASURE_AFTER_S:  # again while nobody paints: the first measurement may have run beside uploads
+            time.sleep(wait)
+            if _engine.acquire(blocking=False):
+                try:
+                    _speed["prices"] = timer.measure()
+                except Exception:  # noqa: BLE001 - the prices measured before stay
+                    pass
+                finally:
+                    _engine.release()
 
     threading.Thread(target=work, daemon=True).start()
 
@@ -316,24 +340,40 @@ def progress_html(frame, config: StyleConfig) -> str:
 
 def time_estimate(controls: Controls) -> str:
     """What a run with these controls will cost on this server, before it starts: the memory guard's plan (its
-    size and tiling) and the time from this machine's measured speed."""
-    per_step = _speed.get("per_megapixel_step")
-    if per_step is None:
+    size and tiling) and the time from this machine's measured step prices, for the paintings the run will make
+    (portrait mode: the face, or the whole picture and then each face's crop, at their own sizes). "auto" is
+    decided here as the run will decide it (face detection is cached, so the run does not pay for it again)."""
+    prices = _speed.get("prices")
+    if prices is None:
         return "*Time estimate: measuring this server's speed…*"
     try:
-        if controls.preset == AUTO:  # the run decides; the painting scales that a print's time hangs on are the same
-            controls = replace(controls, preset="balanced")
-        config = build_config(controls)
+        styles = controls.styles()
+        style = styles[0][0] if styles and controls.content else None
         content = load_image(controls.content) if controls.content else Image.new("RGB", (768, 1024))  # 3:4
+        if controls.preset == AUTO:
+            chosen = resolve_preset(AUTO, content, style)[0] if style is not None else "balanced"
+            controls = replace(controls, preset=chosen)
+        config = build_config(controls)
         plan = plan_memory(content, config)
+        seconds = estimate_run_seconds(content, style, plan.config, prices)
     except USER_ERRORS as exc:
         return f"*Time estimate: {exc}*"
-    seconds = estimate_seconds(plan.config, (content.height, content.width), per_step)
-    when = f"about {seconds / 60:.0f} min" if seconds >= 90 else f"about {seconds:.0f} s"
     size = plan.config.size
     note = f" ({plan.note})" if plan.note else ""
     tiled = " · printed tile by tile" if size > plan.config.paint_size else ""
-    return f"**{size} px: {when} on this server**{tiled} · memory about {plan.estimate / 2**30:.1f} GB{note}"
+    mode = " in portrait mode" if plan.config.portrait else ""
+    memory = f"memory about {plan.estimate / 2**30:.1f} GB"
+    return f"**{size} px{mode}: about {duration_words(seconds)} on this server**{tiled} · {memory}{note}"
+
+
+def duration_words(seconds: float) -> str:
+    """A duration as a person says it: 45 s, 1 min 35 s (to 5 s), 12 min."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 600:
+        minutes, rest = divmod(5 * round(seconds / 5), 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    return f"{seconds / 60:.0f} min"
 
 
 def display(image: Image.Image) -> Image.Image:
@@ -498,7 +538,7 @@ def estimate_once_measured(*values):
     """The time estimate as soon as this server's speed is measured, then no more polling. Only a control's change
     updated it, so a photo dropped in while the speed was still being measured (the first seconds after start) left
     "measuring this server's speed…" on the page through the whole run."""
-    if _speed.get("per_megapixel_step") is not None:
+    if _speed.get("prices") is not None:
         return time_estimate(Controls(*values)), gr.Timer(active=False)
     if _weights_status["text"].startswith(WEIGHTS_FAILED):
         return "*Time estimate: not available (the engine did not start)*", gr.Timer(active=False)

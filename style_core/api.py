@@ -23,6 +23,7 @@ from .images import ImageSource, load_image
 from .modes import AUTO, AUTO_HELP, faces_in, resolve_preset  # noqa: F401 - the app's way to the auto preset
 from .networks import get_backbone, use_autocast
 from .settings import number, parse_extra  # noqa: F401 - the app checks its parameters with these
+from .timing import CALIBRATION_SIDE, Painting, StepPrice, StepPrices, StepTimer, paintings_seconds
 
 MIN_RETRY_SIZE = 128
 
@@ -87,6 +88,32 @@ def plan_memory(
     budget = memory.budget_bytes(config, device)
     plan = memory.plan_memory(config, (image.height, image.width), costs, budget, portrait=config.portrait)
     return dataclasses.replace(plan, held=memory.held_bytes(device))
+
+
+def step_timer(config: StyleConfig, portrait_config: StyleConfig) -> StepTimer:
+    """What measures this machine's price of a plain step (with `config`'s layers) and of a guided one
+    (`portrait_config`'s layers, portrait mode's regions): what `estimate_run_seconds` prices a run at."""
+    from .portrait.schedule import calibration_guidance
+
+    device = pick_device(config.device)
+    return StepTimer(config, device, portrait_config, calibration_guidance(CALIBRATION_SIDE))
+
+
+def estimate_run_seconds(
+    content: ImageSource, style: ImageSource | None, config: StyleConfig, prices: StepPrices | StepPrice
+) -> float:
+    """How long `stylize(content, style, config)` will take here, from the paintings it will make (portrait mode:
+    the picture, or the picture then each face's crop, at their own sizes, guided ones at the guided price) and
+    portrait mode's work outside the engine. `config` is the memory guard's (`plan_memory(...).config`)."""
+    if isinstance(prices, StepPrice):
+        prices = StepPrices(prices)
+    image = load_image(content)
+    if not config.portrait:
+        return paintings_seconds([Painting(config, (image.height, image.width))], prices)
+    from .portrait.schedule import FACE_OVERHEAD_S, portrait_paintings
+
+    paintings, faces = portrait_paintings(image, style, config)
+    return paintings_seconds(paintings, prices) + faces * FACE_OVERHEAD_S
 
 
 def _attempt(

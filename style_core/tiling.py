@@ -330,3 +330,15 @@ def work_megapixels(config: StyleConfig, shape_hw: tuple[int, int]) -> float:
         else:
             total += steps * pixels + pixels
     return total / 1e6
+
+
+def work_steps(config: StyleConfig, shape_hw: tuple[int, int]) -> int:
+    """Optimizer steps a run takes, whatever their size: a tiled scale's steps once per tile."""
+    sizes = scale_sizes(config)
+    total = 0
+    for side, steps in zip(sizes, steps_per_scale(config, len(sizes))):
+        if side > tile_above(config):
+            h, w = picture_pixels(shape_hw, side)
+            steps *= len(tile_grid(h, w, config.tile_size, config.tile_overlap))
+        total += steps
+    return total

@@ -8,6 +8,7 @@ from dataclasses import fields
 from PIL import Image
 
 import app
+from style_core.timing import StepPrice, StepPrices
 
 
 def test_the_servers_memory_cap_holds_whatever_the_request_says(monkeypatch):
@@ -41,12 +42,40 @@ def test_the_time_estimate_uses_the_measured_speed_and_the_guards_plan(monkeypat
     monkeypatch.setattr(app, "_speed", {})
     controls = app.Controls(content=str(photo), style=str(photo), size=4096)
     assert "measuring" in app.time_estimate(controls)
-    monkeypatch.setattr(app, "_speed", {"per_megapixel_step": 10.0})
+    monkeypatch.setattr(app, "_speed", {"prices": StepPrices(StepPrice(0.0, 10.0))})
     monkeypatch.setattr(app, "plan_memory", lambda content, config: _Plan(config))
     text = app.time_estimate(controls)
     assert text.startswith("**4096 px: about") and "min on this server" in text and "tile by tile" in text
     small = app.time_estimate(app.Controls(content=str(photo), style=str(photo), size=256))
     assert " s on this server" in small and "tile" not in small
+
+
+def test_auto_is_estimated_as_the_run_will_decide_it(monkeypatch, tmp_path):
+    """With "auto" and a face in both pictures the estimate prices a portrait run (its paintings, guided), as the run
+    will make it, not a plain one at the output size (which said 12 s for a 71 s portrait run)."""
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (300, 400)).save(photo)
+    monkeypatch.setattr(app, "_speed", {"prices": StepPrices(StepPrice(0.0, 10.0))})
+    monkeypatch.setattr(app, "resolve_preset", lambda name, content, style: ("pixar-portrait", "faces in both"))
+    priced = []
+
+    def estimate(content, style, config, prices):
+        priced.append((style, config.portrait))
+        return 75.0
+
+    monkeypatch.setattr(app, "estimate_run_seconds", estimate)
+    text = app.time_estimate(app.Controls(content=str(photo), style=str(photo), size=384))
+    assert priced == [(str(photo), True)]
+    assert text.startswith("**384 px in portrait mode: about 75 s on this server**")
+    monkeypatch.setattr(app, "resolve_preset", lambda name, content, style: ("balanced", "no face"))
+    assert "portrait" not in app.time_estimate(app.Controls(content=str(photo), style=str(photo), size=384))
+    assert priced[-1] == (str(photo), False)
+
+
+def test_durations_are_said_as_a_person_says_them():
+    assert [app.duration_words(s) for s in (44.6, 89, 95, 121, 599, 1500)] == [
+        "45 s", "89 s", "1 min 35 s", "2 min", "10 min", "25 min"
+    ]
 
 
 class _Plan:
@@ -65,7 +94,7 @@ def test_the_estimate_fills_in_once_the_speed_is_measured(monkeypatch, tmp_path)
     monkeypatch.setattr(app, "_weights_status", {"text": "Loading the VGG weights…"})
     shown, timer = app.estimate_once_measured(*values)
     assert shown == app.gr.skip() and timer.active  # still measuring: the page keeps its text, the timer goes on
-    monkeypatch.setattr(app, "_speed", {"per_megapixel_step": 10.0})
+    monkeypatch.setattr(app, "_speed", {"prices": StepPrices(StepPrice(0.0, 10.0))})
     shown, timer = app.estimate_once_measured(*values)
     assert shown.startswith("**256 px: about") and not timer.active
     monkeypatch.setattr(app, "_speed", {})

@@ -13,7 +13,7 @@ from style_core import engine, stylize
 from style_core.backbone import random_backbone
 from style_core.config import preset
 from style_core.images import resize_long_side
-from style_core.portrait import crops, group, pipeline
+from style_core.portrait import crops, group, pipeline, schedule
 from style_core.portrait.align import is_profile, roll_degrees, turned_share
 from style_core.portrait.crops import MIN_FACE_PX, Crop, face_crop, needs_crop, paste
 from style_core.portrait.faces import Face
@@ -75,9 +75,10 @@ def _stub_faces(monkeypatch, photo_faces: list[Face], style_size: tuple[int, int
             return [_face(img.width / 2, img.height / 2, s)]
         return []
 
-    for module in (pipeline, group):
+    for module in (pipeline, group, schedule):
         monkeypatch.setattr(module, "find_faces", find)
-    monkeypatch.setattr(pipeline, "find_faces_any_roll", find)
+    for module in (pipeline, schedule):
+        monkeypatch.setattr(module, "find_faces_any_roll", find)
     monkeypatch.setattr(pipeline, "descriptor", lambda *a, **k: np.zeros(128))
     for module in (pipeline, group):
         monkeypatch.setattr(module, "identity_distance", lambda *a, **k: distance)
@@ -231,3 +232,35 @@ def test_a_weak_find_beside_a_clear_face_is_not_a_second_face():
     assert _confident(["a", "b"], [1.8, 0.9]) == ["a", "b"]
     assert _confident(["drawn"], [0.1]) == ["drawn"]
     assert _confident([], []) == []
+
+
+@pytest.mark.parametrize(
+    "faces, changes",
+    [
+        (GROUP, {}),  # the whole picture, then each face's crop
+        (GROUP, {"face_index": 1}),  # one face's crop
+        (GROUP, {"background": "photo", "size": 300}),  # no whole-picture painting
+        ([_face(300, 120, 1.5)], {}),  # one face, large and upright: the picture itself, guided
+        ([], {}),  # no face: plain mode
+    ],
+)
+def test_the_time_estimates_paintings_are_the_ones_the_run_makes(monkeypatch, config, net, small_crops, faces, changes):
+    """The app's time estimate prices the paintings `schedule.portrait_paintings` foresees: the same runs, at the same
+    sizes, guided or not, as the portrait run then makes (an estimate that priced one plain painting at the output
+    size said 12 s for a run of 71 s: a whole-picture painting and a guided 560 px crop)."""
+    photo, style = _pictures()
+    _stub_faces(monkeypatch, faces, style.size)
+    made = []
+    real = engine.run
+
+    def spy(content, styles, run_config, **kwargs):
+        made.append((run_config.size, kwargs.get("guidance") is not None))
+        return real(content, styles, run_config, **kwargs)
+
+    monkeypatch.setattr(engine, "run", spy)
+    cfg = config.replace(**changes)
+    foreseen, n_faces = schedule.portrait_paintings(photo, style, cfg)
+    list(stylize(photo, style, cfg, backbone=net))
+    assert [(p.config.size, p.guided) for p in foreseen] == made
+    assert n_faces == sum(guided for _, guided in made)
+    assert (n_faces > 0) == bool(faces)
