@@ -142,6 +142,30 @@ def test_a_fringe_and_a_strand_inside_the_face_outline_are_hair():
         assert masks["skin"][y, x] > 0.6
 
 
+def test_a_low_cap_of_hair_under_a_crown_of_sky_is_hair():
+    """A small head whose hair is a low cap over the forehead, inside the face's outline, with sky where the crown's
+    ellipse looks for hair: the sky is not taken for the hair's colour, and the cap is hair (the crown's sky was the
+    hair model, and the cap's lower edge stayed skin, painted in the style's skin colours with a teal cast at the
+    temples: the page's first example)."""
+    lm = synthetic_landmarks(cx=150, cy=170)
+    h, w = 320, 300
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = np.empty((h, w, 3))
+    image[:] = (0.5, 0.58, 0.6)  # a grey-blue sky
+    face = region_masks((w, h), lm)
+    skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
+    image[skin] = (0.85, 0.65, 0.55)
+    brow_top = lm[17:27, 1].min()
+    cap = skin & (yy < brow_top - 6)
+    image[cap] = (0.3, 0.18, 0.14)
+    masks = region_masks((w, h), lm, image=image)
+    rows, cols = np.nonzero(cap)
+    assert len(rows) > 300
+    assert masks["hair"][rows, cols].mean() > 0.7 and masks["skin"][rows, cols].mean() < 0.2
+    sky = (yy < brow_top - 60) & (np.abs(xx - 150) < 30)
+    assert masks["hair"][sky].max() < 0.2 and masks["background"][sky].mean() > 0.8
+
+
 def test_content_weight_map_favours_features():
     lm = synthetic_landmarks()
     masks = region_masks((200, 240), lm)

@@ -65,16 +65,19 @@ def head_classes(
     skin_allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """P(hair) and P(skin) per pixel of `candidates` (the head's surround) from three colour models: skin sampled on
-    the face, background beside the head, hair on the crown above the forehead. Crown pixels that look like the
-    face's skin are a high forehead, not hair, and are left out of the hair sample. Where `skin_allowed` is 0 (long
-    hair beside the cheeks, whose sunlit strands are skin-coloured) a pixel is hair or background only. None when a
-    sample is too small to trust (then the head's outline alone decides)."""
+    the face, background beside the head, hair on the crown above the forehead (`crown`: there and on the forehead
+    inside the face's outline). Crown pixels that look like the face's skin are a high forehead, not hair, and those
+    that look like the background are the scene above a small or low head; both are left out of the hair sample.
+    Where `skin_allowed` is 0 (long hair beside the cheeks, whose sunlit strands are skin-coloured) a pixel is hair or
+    background only. None when a sample is too small to trust (then the head's outline alone decides)."""
     skin_px, background_px = image[skin > 0.5], image[outside > 0.5]
     if len(skin_px) < 50 or len(background_px) < 50:
         return None
     crown_px = image[crown > 0.5]
     skin_like = _log_density(crown_px, skin_px) > np.percentile(_log_density(skin_px, skin_px), 10)
-    hair_px = crown_px[~skin_like]
+    # Nor is the scene behind a small or low head, where the crown's ellipse reaches above the hair.
+    scene_like = _log_density(crown_px, background_px) > np.percentile(_log_density(background_px, background_px), 10)
+    hair_px = crown_px[~skin_like & ~scene_like]
     if len(hair_px) < 50:
         return None
     where = candidates > 0
@@ -137,8 +140,9 @@ def face_rim(size: tuple[int, int], lm: np.ndarray) -> np.ndarray:
     The face's middle (eyes, nose, mouth and the cheeks between them) is skin whatever its colour; the rim is told
     hair or skin by colour, its skin sample taken from that middle only. The astronaut's fringe and the strand down
     the right of unsplash's face had been painted as skin, in the style's skin colour. Measured at 384 px with
-    look.py, before -> after: astronaut x 077436 skin_x 0.55 -> 0.52; style_x lower on five of the eight pairs
-    (brad_pitt x Cartoons_00003 0.38 -> 0.34, 077417 x it 0.45 -> 0.41), 0.03 higher on unsplash x 077436 (0.37)."""
+    look.py, with the hair sample's scene-like pixels left out too (`head_classes`), against the code before both:
+    astronaut x 077436 skin_x 0.55 -> 0.47; style_x lower on seven of the eight pairs (brad_pitt x Cartoons_00003
+    0.38 -> 0.35, 077417 x it 0.45 -> 0.42), the same on the eighth."""
     above = (np.arange(size[1], dtype=np.float32) < float(lm[17:27, 1].min()))[:, None]
     core = _polygon(size, _grow(np.concatenate([lm[17:27], lm[JAW][13:2:-1]]), 0.8))
     return np.clip(above + 1 - core, 0, 1).astype(np.float32)
@@ -185,7 +189,10 @@ def region_masks(
         rim = face_rim(size, lm) * face * (1 - np.clip(eyes + brows + mouth + nose, 0, 1))
         candidates = np.clip(wide - face + rim, 0, 1)
         allowed = np.maximum(skin_places(size, lm, face, cx, face_w), rim)
-        classes = head_classes(image, skin * (1 - rim), crown * (1 - face), outside, candidates, 0.03 * face_w, allowed)
+        # The hair sample: the crown above the face's outline, and the forehead inside it (a fringe, a low hairline).
+        above = (np.arange(size[1], dtype=np.float32) < float(lm[17:27, 1].min()))[:, None]
+        hair_sample = np.maximum(crown * (1 - face), rim * above)
+        classes = head_classes(image, skin * (1 - rim), hair_sample, outside, candidates, 0.03 * face_w, allowed)
         if classes is not None:
             hair_p, skin_p = classes
             head_a = wide * hair_p * (1 - _neck(size, lm[8], cx, face_w))  # a collar under the chin is not hair
