@@ -65,12 +65,10 @@ SMALL_SIDE = 128
 ROUNDS = 5
 
 
-def seconds_per_megapixel_step(
-    config: StyleConfig, device: torch.device, side: int = CALIBRATION_SIDE, guidance: Guidance | None = None
-) -> float:
-    """Time of one optimizer step on a side x side picture, per megapixel (the fastest of ROUNDS after a warm-up
-    step), with `guidance` (region masks at any resolution) for a guided step."""
-    run = _calibration_run(config, device, side, guidance)
+def seconds_per_megapixel_step(config: StyleConfig, device: torch.device, side: int = CALIBRATION_SIDE) -> float:
+    """Time of one plain optimizer step on a side x side picture, per megapixel (the fastest of ROUNDS after a
+    warm-up step): one number, for a run's time at one size (benchmarks/print.py)."""
+    run = _calibration_run(config, device, side, None)
     return min(_timed_step(run, device) for _ in range(ROUNDS)) / (side * side / 1e6)
 
 
@@ -107,18 +105,6 @@ class StepTimer:
     def prices(self) -> StepPrices:
         fitted = {kind: _fit(self.best[(kind, SMALL_SIDE)], self.best[(kind, CALIBRATION_SIDE)]) for kind in self.kinds}
         return StepPrices(fitted["plain"], fitted.get("guided"))
-
-
-def step_prices(
-    config: StyleConfig,
-    device: torch.device,
-    guided_config: StyleConfig | None = None,
-    guidance: Guidance | None = None,
-    rounds: int = ROUNDS,
-) -> StepPrices:
-    """This machine's prices, measured once: a plain step with `config`'s layers and, given `guidance`, a guided one
-    with `guided_config`'s, each split into its two parts from steps timed at SMALL_SIDE and CALIBRATION_SIDE."""
-    return StepTimer(config, device, guided_config, guidance).measure(rounds)
 
 
 def _fit(t_small: float, t_large: float) -> StepPrice:

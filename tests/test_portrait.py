@@ -8,26 +8,8 @@ from PIL import Image
 from style_core import StyleConfig, losses, stylize
 from style_core.portrait.caricature import cartoon_landmarks, target_landmarks
 from style_core.portrait.masks import REGIONS, content_weight_map, region_masks, scene_mask
+from style_core.portrait.schedule import frontal_landmarks as synthetic_landmarks
 from style_core.portrait.warp import similarity_align, warp_to_landmarks
-
-
-def synthetic_landmarks(cx: float = 100, cy: float = 110, s: float = 1.0) -> np.ndarray:
-    """68 points in dlib's order for a frontal face about 120*s px wide, centred at (cx, cy)."""
-    pts = []
-    for t in np.linspace(np.pi, 0, 17):  # jaw: ear to ear under the face
-        pts.append((cx + 60 * s * np.cos(t), cy - 10 * s + 70 * s * np.sin(t)))
-    for x0 in (-45, 10):  # brows
-        pts += [(cx + (x0 + 9 * i) * s, cy - 40 * s - 4 * s * np.sin(i / 4 * np.pi)) for i in range(5)]
-    pts += [(cx, cy + (-30 + 10 * i) * s) for i in range(4)]  # nose bridge
-    pts += [(cx + 8 * (i - 2) * s, cy + 12 * s) for i in range(5)]  # nostrils
-    for ex in (-28, 28):  # eyes: 6 points each
-        pts += [(cx + (ex + 12 * np.cos(a)) * s, cy - 20 * s + 5 * s * np.sin(a))
-                for a in np.linspace(np.pi, -np.pi, 6, endpoint=False)]
-    pts += [(cx + 22 * np.cos(a) * s, cy + 35 * s + 9 * np.sin(a) * s)
-            for a in np.linspace(np.pi, -np.pi, 12, endpoint=False)]  # outer lip
-    pts += [(cx + 14 * np.cos(a) * s, cy + 35 * s + 4 * np.sin(a) * s)
-            for a in np.linspace(np.pi, -np.pi, 8, endpoint=False)]  # inner lip
-    return np.array(pts, dtype=float)
 
 
 def test_masks_follow_the_landmarks():
@@ -48,19 +30,33 @@ def test_masks_follow_the_landmarks():
 
 
 
-def test_hair_is_told_from_the_background_by_colour():
-    """A short brown haircut on a blue sky: with the picture, the sky inside the head's outline is background."""
+HEAD_SIZE = (300, 320)  # (w, h) of the made-up head pictures below
+SKIN_RGB = (0.85, 0.65, 0.55)
+
+
+def _head_picture(sky, hair=None, hair_colour=(0.2, 0.12, 0.08)):
+    """The made-up face at (150, 170) on a HEAD_SIZE picture of `sky`, with hair where `hair(rows, cols)` is true and
+    skin over the face's own (shape-only) masks: (landmarks, picture, skin, rows, cols)."""
     lm = synthetic_landmarks(cx=150, cy=170)
-    h, w = 320, 300
+    w, h = HEAD_SIZE
     yy, xx = np.mgrid[0:h, 0:w]
     image = np.empty((h, w, 3))
-    image[:] = (0.3, 0.5, 0.9)  # sky
-    hair = ((xx - 150) / 75.0) ** 2 + ((yy - 120) / 85.0) ** 2 < 1  # a cap of hair over the head
-    image[hair] = (0.35, 0.2, 0.1)
-    face = region_masks((w, h), lm)
+    image[:] = sky
+    if hair is not None:
+        image[hair(yy, xx)] = hair_colour
+    face = region_masks(HEAD_SIZE, lm)
     skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
-    image[skin] = (0.85, 0.65, 0.55)
-    shape_only, by_colour = region_masks((w, h), lm), region_masks((w, h), lm, image=image)
+    image[skin] = SKIN_RGB
+    return lm, image, skin, yy, xx
+
+
+def test_hair_is_told_from_the_background_by_colour():
+    """A short brown haircut on a blue sky: with the picture, the sky inside the head's outline is background."""
+    def cap(yy, xx):  # a cap of hair over the head
+        return ((xx - 150) / 75.0) ** 2 + ((yy - 120) / 85.0) ** 2 < 1
+
+    lm, image, _, _, _ = _head_picture((0.3, 0.5, 0.9), cap, (0.35, 0.2, 0.1))
+    shape_only, by_colour = region_masks(HEAD_SIZE, lm), region_masks(HEAD_SIZE, lm, image=image)
     assert np.allclose(sum(by_colour.values()), 1.0, atol=1e-3)
     sky_in_outline = (100, 150 - 105)  # (row, col): inside the head ellipse, left of the hair
     assert shape_only["hair"][sky_in_outline] > 0.5
@@ -72,16 +68,11 @@ def test_hair_is_told_from_the_background_by_colour():
 def test_no_background_rim_where_hair_meets_the_forehead():
     """Hair down to the face's outline all round the forehead: the pixels along that outline are hair or skin, not a
     thin line of background (which took the style's scene colour: a pale band between hair and face)."""
-    lm = synthetic_landmarks(cx=150, cy=170)
-    h, w = 320, 300
-    yy, xx = np.mgrid[0:h, 0:w]
-    image = np.empty((h, w, 3))
-    image[:] = (0.3, 0.5, 0.9)  # sky
-    image[((xx - 150) / 100.0) ** 2 + ((yy - 140) / 125.0) ** 2 < 1] = (0.35, 0.2, 0.1)  # a head of hair
-    face = region_masks((w, h), lm)
-    skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
-    image[skin] = (0.85, 0.65, 0.55)
-    masks = region_masks((w, h), lm, image=image)
+    def head(yy, xx):  # a head of hair
+        return ((xx - 150) / 100.0) ** 2 + ((yy - 140) / 125.0) ** 2 < 1
+
+    lm, image, skin, yy, _ = _head_picture((0.3, 0.5, 0.9), head, (0.35, 0.2, 0.1))
+    masks = region_masks(HEAD_SIZE, lm, image=image)
     outline = skin & ~np.roll(skin, 3, axis=0)  # the face's top edge: skin with hair 3 px above it
     rows, cols = np.nonzero(outline & (yy < lm[17:27, 1].min()))
     assert len(rows) > 20
@@ -92,19 +83,13 @@ def test_no_background_rim_where_hair_meets_the_forehead():
 def test_sunlit_strands_beside_the_cheeks_are_hair_not_skin():
     """Long dark hair down both sides with skin-coloured (sunlit) streaks in it, well beside the cheeks: the streaks
     join the hair, not the face's skin, so the style's hair colour reaches them; the ear-side band stays skin."""
-    lm = synthetic_landmarks(cx=150, cy=170)
-    h, w = 320, 300
-    yy, xx = np.mgrid[0:h, 0:w]
-    image = np.empty((h, w, 3))
-    image[:] = (0.3, 0.5, 0.9)  # sky
-    hair = (((xx - 150) / 110.0) ** 2 + ((yy - 150) / 150.0) ** 2 < 1) & (yy < 300)  # long hair to the shoulders
-    image[hair] = (0.2, 0.12, 0.08)
-    face = region_masks((w, h), lm)
-    skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
-    image[skin] = (0.85, 0.65, 0.55)
-    streaks = hair & ~skin & (np.abs(xx - 150) > 85) & (yy % 12 < 4)  # skin-coloured strands, far out
-    image[streaks] = (0.85, 0.65, 0.55)
-    masks = region_masks((w, h), lm, image=image)
+    def long_hair(yy, xx):  # long hair to the shoulders
+        return (((xx - 150) / 110.0) ** 2 + ((yy - 150) / 150.0) ** 2 < 1) & (yy < 300)
+
+    lm, image, skin, yy, xx = _head_picture((0.3, 0.5, 0.9), long_hair)
+    streaks = long_hair(yy, xx) & ~skin & (np.abs(xx - 150) > 85) & (yy % 12 < 4)  # skin-coloured strands, far out
+    image[streaks] = SKIN_RGB
+    masks = region_masks(HEAD_SIZE, lm, image=image)
     rows, cols = np.nonzero(streaks & (yy > 120) & (yy < 200))
     assert len(rows) > 50
     assert masks["hair"][rows, cols].mean() > 0.6 and masks["skin"][rows, cols].mean() < 0.2
@@ -116,20 +101,15 @@ def test_a_fringe_and_a_strand_inside_the_face_outline_are_hair():
     """Dark hair over the forehead's left half (a fringe) and down the right temple, both inside the face's outline
     from its landmarks: they are hair, not skin (they were painted with the style's skin and its colour); the bare
     half of the forehead and the cheeks stay skin."""
-    lm = synthetic_landmarks(cx=150, cy=170)
-    h, w = 320, 300
-    yy, xx = np.mgrid[0:h, 0:w]
-    image = np.empty((h, w, 3))
-    image[:] = (0.3, 0.5, 0.9)  # sky
-    image[((xx - 150) / 90.0) ** 2 + ((yy - 140) / 110.0) ** 2 < 1] = (0.2, 0.12, 0.08)  # a head of hair
-    face = region_masks((w, h), lm)
-    skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
-    image[skin] = (0.85, 0.65, 0.55)
+    def head(yy, xx):  # a head of hair
+        return ((xx - 150) / 90.0) ** 2 + ((yy - 140) / 110.0) ** 2 < 1
+
+    lm, image, skin, yy, xx = _head_picture((0.3, 0.5, 0.9), head)
     brow_top = lm[17:27, 1].min()
     fringe = skin & (yy < brow_top - 4) & (xx < 150)
     strand = skin & (xx > lm[16, 0] - 14) & (yy > brow_top) & (yy < lm[30, 1])
     image[fringe | strand] = (0.2, 0.12, 0.08)
-    masks = region_masks((w, h), lm, image=image)
+    masks = region_masks(HEAD_SIZE, lm, image=image)
     for hair in (fringe, strand):
         rows, cols = np.nonzero(hair)
         assert len(rows) > 30
@@ -147,18 +127,11 @@ def test_a_low_cap_of_hair_under_a_crown_of_sky_is_hair():
     ellipse looks for hair: the sky is not taken for the hair's colour, and the cap is hair (the crown's sky was the
     hair model, and the cap's lower edge stayed skin, painted in the style's skin colours with a teal cast at the
     temples: the page's first example)."""
-    lm = synthetic_landmarks(cx=150, cy=170)
-    h, w = 320, 300
-    yy, xx = np.mgrid[0:h, 0:w]
-    image = np.empty((h, w, 3))
-    image[:] = (0.5, 0.58, 0.6)  # a grey-blue sky
-    face = region_masks((w, h), lm)
-    skin = (face["skin"] + face["eyes"] + face["mouth"] + face["nose"] + face["brows"]) > 0.5
-    image[skin] = (0.85, 0.65, 0.55)
+    lm, image, skin, yy, xx = _head_picture((0.5, 0.58, 0.6))  # a grey-blue sky
     brow_top = lm[17:27, 1].min()
     cap = skin & (yy < brow_top - 6)
     image[cap] = (0.3, 0.18, 0.14)
-    masks = region_masks((w, h), lm, image=image)
+    masks = region_masks(HEAD_SIZE, lm, image=image)
     rows, cols = np.nonzero(cap)
     assert len(rows) > 300
     assert masks["hair"][rows, cols].mean() > 0.7 and masks["skin"][rows, cols].mean() < 0.2

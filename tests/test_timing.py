@@ -10,7 +10,7 @@ from style_core import timing
 from style_core.config import StyleConfig, scale_sizes, steps_per_scale
 from style_core.portrait.schedule import calibration_guidance
 from style_core.tiling import picture_pixels, tile_grid, work_megapixels, work_steps
-from style_core.timing import Painting, StepPrice, StepPrices, estimate_seconds, paintings_seconds, step_prices
+from style_core.timing import Painting, StepPrice, StepPrices, StepTimer, estimate_seconds, paintings_seconds
 
 
 def test_a_steps_price_is_split_into_a_part_per_step_and_a_part_per_megapixel(monkeypatch):
@@ -28,7 +28,7 @@ def test_a_steps_price_is_split_into_a_part_per_step_and_a_part_per_megapixel(mo
 
     monkeypatch.setattr(timing, "_calibration_run", lambda config, device, side, guidance: (side, guidance is not None))
     monkeypatch.setattr(timing, "_timed_step", step)
-    prices = step_prices(StyleConfig(), torch.device("cpu"), guidance=calibration_guidance(64))
+    prices = StepTimer(StyleConfig(), torch.device("cpu"), guidance=calibration_guidance(64)).measure()
     price = prices.plain
     assert price.per_step == pytest.approx(0.02) and price.per_megapixel_step == pytest.approx(3.0)
     assert prices.guided.per_step == pytest.approx(0.03) and prices.guided.per_megapixel_step == pytest.approx(4.0)
@@ -70,5 +70,5 @@ def test_a_guided_step_is_timed_with_portrait_modes_regions(tiny_net, monkeypatc
     assert all(0.3 < float(m.max()) <= 1.0 for m in guidance.content_masks.values())
     monkeypatch.setattr(timing, "get_backbone", lambda config, device: type("B", (), {"net": tiny_net})())
     config = StyleConfig(size=64, device="cpu", autocast=False)
-    prices = step_prices(config, torch.device("cpu"), guidance=guidance, rounds=1)
+    prices = StepTimer(config, torch.device("cpu"), guidance=guidance).measure(rounds=1)
     assert prices.guided is not None and prices.guided.per_megapixel_step + prices.guided.per_step > 0

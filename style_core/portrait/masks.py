@@ -143,9 +143,13 @@ def face_rim(size: tuple[int, int], lm: np.ndarray) -> np.ndarray:
     look.py, with the hair sample's scene-like pixels left out too (`head_classes`), against the code before both:
     astronaut x 077436 skin_x 0.55 -> 0.47; style_x lower on seven of the eight pairs (brad_pitt x Cartoons_00003
     0.38 -> 0.35, 077417 x it 0.45 -> 0.42), the same on the eighth."""
-    above = (np.arange(size[1], dtype=np.float32) < float(lm[17:27, 1].min()))[:, None]
     core = _polygon(size, _grow(np.concatenate([lm[17:27], lm[JAW][13:2:-1]]), 0.8))
-    return np.clip(above + 1 - core, 0, 1).astype(np.float32)
+    return np.clip(above_brows(size, lm) + 1 - core, 0, 1).astype(np.float32)
+
+
+def above_brows(size: tuple[int, int], lm: np.ndarray) -> np.ndarray:
+    """1 on the rows above the brows' highest point (a column of H rows, broadcast across the picture)."""
+    return (np.arange(size[1], dtype=np.float32) < float(lm[17:27, 1].min()))[:, None].astype(np.float32)
 
 
 def scene_mask(background: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -190,8 +194,7 @@ def region_masks(
         candidates = np.clip(wide - face + rim, 0, 1)
         allowed = np.maximum(skin_places(size, lm, face, cx, face_w), rim)
         # The hair sample: the crown above the face's outline, and the forehead inside it (a fringe, a low hairline).
-        above = (np.arange(size[1], dtype=np.float32) < float(lm[17:27, 1].min()))[:, None]
-        hair_sample = np.maximum(crown * (1 - face), rim * above)
+        hair_sample = np.maximum(crown * (1 - face), rim * above_brows(size, lm))
         classes = head_classes(image, skin * (1 - rim), hair_sample, outside, candidates, 0.03 * face_w, allowed)
         if classes is not None:
             hair_p, skin_p = classes

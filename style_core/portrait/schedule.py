@@ -56,22 +56,34 @@ def portrait_paintings(
     return paintings, len(chosen)
 
 
+def frontal_landmarks(cx: float = 100, cy: float = 110, s: float = 1.0) -> np.ndarray:
+    """68 points in dlib's order for a frontal face about 120*s px wide, centred at (cx, cy): the face a guided step
+    is timed on, and the tests' made-up face."""
+    pts = []
+    for t in np.linspace(np.pi, 0, 17):  # jaw: ear to ear under the face
+        pts.append((cx + 60 * s * np.cos(t), cy - 10 * s + 70 * s * np.sin(t)))
+    for x0 in (-45, 10):  # brows
+        pts += [(cx + (x0 + 9 * i) * s, cy - 40 * s - 4 * s * np.sin(i / 4 * np.pi)) for i in range(5)]
+    pts += [(cx, cy + (-30 + 10 * i) * s) for i in range(4)]  # nose bridge
+    pts += [(cx + 8 * (i - 2) * s, cy + 12 * s) for i in range(5)]  # nostrils
+    for ex in (-28, 28):  # eyes: 6 points each
+        pts += [
+            (cx + (ex + 12 * np.cos(a)) * s, cy - 20 * s + 5 * s * np.sin(a))
+            for a in np.linspace(np.pi, -np.pi, 6, endpoint=False)
+        ]
+    for width, height, n in ((22, 9, 12), (14, 4, 8)):  # outer lip, inner lip
+        pts += [
+            (cx + width * np.cos(a) * s, cy + 35 * s + height * np.sin(a) * s)
+            for a in np.linspace(np.pi, -np.pi, n, endpoint=False)
+        ]
+    return np.array(pts, dtype=float)
+
+
 def calibration_guidance(side: int) -> Guidance:
     """Region masks of a face filling a side x side picture, as portrait mode builds them (its regions, the whole
     face square, their weights), for timing a guided step: a guided step's price hangs on how many regions cover
     each pixel, not on the picture."""
-    s = side / 240
-    jaw = [(120 + 60 * np.cos(t), 110 + 70 * np.sin(t)) for t in np.linspace(np.pi, 0, 17)]
-    brows = [(120 + x0 + 9 * i, 80 - 4 * np.sin(i / 4 * np.pi)) for x0 in (-45, 10) for i in range(5)]
-    nose = [(120, 90 + 10 * i) for i in range(4)] + [(120 + 8 * (i - 2), 132) for i in range(5)]
-    eyes = [
-        (120 + ex + 12 * np.cos(a), 100 + 5 * np.sin(a))
-        for ex in (-28, 28)
-        for a in np.linspace(np.pi, -np.pi, 6, endpoint=False)
-    ]
-    lips = [(120 + 22 * np.cos(a), 155 + 9 * np.sin(a)) for a in np.linspace(np.pi, -np.pi, 12, endpoint=False)]
-    inner = [(120 + 14 * np.cos(a), 155 + 4 * np.sin(a)) for a in np.linspace(np.pi, -np.pi, 8, endpoint=False)]
-    landmarks = np.array(jaw + brows + nose + eyes + lips + inner, dtype=float) * s
+    landmarks = frontal_landmarks(side / 2, side / 2, side / 240)
     masks = region_masks((side, side), landmarks)
     masks["face"] = face_square((side, side), landmarks)
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in masks.items()}
