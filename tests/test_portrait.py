@@ -139,6 +139,30 @@ def test_a_low_cap_of_hair_under_a_crown_of_sky_is_hair():
     assert masks["hair"][sky].max() < 0.2 and masks["background"][sky].mean() > 0.8
 
 
+def test_a_dark_collar_under_the_chin_is_neither_skin_nor_scene():
+    """A neck of skin under the chin, then a black collar: the neck is skin, the collar is the clothes (background
+    below the scene), so it keeps its own colour. It had been skin, the least unlikely of the three colour models, and
+    the skin's colour transfer turned it brown; then the scene's fade under the chin lent it the style's pale wall."""
+    def head(yy, xx):  # a head of hair
+        return ((xx - 150) / 90.0) ** 2 + ((yy - 140) / 110.0) ** 2 < 1
+
+    lm, image, skin, yy, xx = _head_picture((0.8, 0.8, 0.78), head, (0.55, 0.45, 0.25))  # fair hair, a pale wall
+    chin = lm[8, 1]
+    neck = ~skin & (np.abs(xx - 150) < 30) & (yy >= chin - 8) & (yy < chin + 14)
+    image[neck] = SKIN_RGB
+    collar = (np.abs(xx - 150) < 80) & (yy >= chin + 14)
+    image[collar] = (0.04, 0.03, 0.01)
+    masks = region_masks(HEAD_SIZE, lm, image=image)
+    scene = scene_mask(masks["background"], lm)
+    under_chin = collar & (np.abs(xx - 150) < 25) & (yy >= chin + 18)
+    rows, cols = np.nonzero(under_chin)
+    assert len(rows) > 200
+    assert masks["skin"][rows, cols].max() < 0.2 and masks["background"][rows, cols].mean() > 0.8
+    assert scene[rows, cols].max() < 0.1
+    rows, cols = np.nonzero(neck & (yy > chin + 2) & (yy < chin + 10))
+    assert len(rows) > 50 and masks["skin"][rows, cols].mean() > 0.6
+
+
 def test_content_weight_map_favours_features():
     lm = synthetic_landmarks()
     masks = region_masks((200, 240), lm)

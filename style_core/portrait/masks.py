@@ -63,13 +63,16 @@ def head_classes(
     candidates: np.ndarray,
     blur: float,
     skin_allowed: np.ndarray | None = None,
+    skin_checked: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """P(hair) and P(skin) per pixel of `candidates` (the head's surround) from three colour models: skin sampled on
     the face, background beside the head, hair on the crown above the forehead (`crown`: there and on the forehead
     inside the face's outline). Crown pixels that look like the face's skin are a high forehead, not hair, and those
     that look like the background are the scene above a small or low head; both are left out of the hair sample.
     Where `skin_allowed` is 0 (long hair beside the cheeks, whose sunlit strands are skin-coloured) a pixel is hair or
-    background only. None when a sample is too small to trust (then the head's outline alone decides)."""
+    background only. Where `skin_checked` is 1 (under the chin) a pixel is skin only if it looks like the face's skin:
+    a dark collar, unlike every model, had been skin there, the least unlikely of the three. None when a sample is
+    too small to trust (then the head's outline alone decides)."""
     skin_px, background_px = image[skin > 0.5], image[outside > 0.5]
     if len(skin_px) < 50 or len(background_px) < 50:
         return None
@@ -86,6 +89,9 @@ def head_classes(
     # Hair must look like the crown's hair, not only more like it than like skin or the wall behind: a dark shirt
     # or a shadow is not hair (its colour is rarer under the hair model than the crown's own 5th percentile).
     logs[0] = np.where(logs[0] < np.percentile(_log_density(hair_px, hair_px), 5), -np.inf, logs[0])
+    if skin_checked is not None:
+        unlike = (skin_checked[where] > 0) & (logs[1] < np.percentile(_log_density(skin_px, skin_px), 1))
+        logs[1] = np.where(unlike, -np.inf, logs[1])
     if skin_allowed is not None:
         barred = skin_allowed[where] < 0.5
         # A skin-coloured strand where no skin can be (sunlit hair beside a cheek) is hair, as likely as it would
@@ -154,11 +160,15 @@ def above_brows(size: tuple[int, int], lm: np.ndarray) -> np.ndarray:
 
 def scene_mask(background: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """The background above the chin (the wall, the sky, the paper around the head), fading out over a third of the
-    face's width below it: what lies lower is mostly clothes and body."""
-    chin = float(landmarks[8, 1])
-    fade = max(1.0, 0.33 * float(np.ptp(landmarks[:17, 0])))
+    face's width below it: what lies lower is mostly clothes and body. Never under the chin itself: what is not skin
+    there is a collar (the astronaut's black one took the scene's pale grey)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    chin, face_w = float(lm[8, 1]), float(np.ptp(lm[JAW, 0])) or 1.0
+    fade = max(1.0, 0.33 * face_w)
     rows = np.arange(background.shape[0], dtype=np.float32)
-    return (background * np.clip((chin + fade - rows) / fade, 0, 1)[:, None]).astype(np.float32)
+    size = (background.shape[1], background.shape[0])
+    beside = 1 - _neck(size, lm[8], float(lm[JAW, 0].mean()), face_w)
+    return (background * np.clip((chin + fade - rows) / fade, 0, 1)[:, None] * beside).astype(np.float32)
 
 
 def region_masks(
@@ -195,10 +205,13 @@ def region_masks(
         allowed = np.maximum(skin_places(size, lm, face, cx, face_w), rim)
         # The hair sample: the crown above the face's outline, and the forehead inside it (a fringe, a low hairline).
         hair_sample = np.maximum(crown * (1 - face), rim * above_brows(size, lm))
-        classes = head_classes(image, skin * (1 - rim), hair_sample, outside, candidates, 0.03 * face_w, allowed)
+        neck = _neck(size, lm[8], cx, face_w)
+        classes = head_classes(
+            image, skin * (1 - rim), hair_sample, outside, candidates, 0.03 * face_w, allowed, skin_checked=neck
+        )
         if classes is not None:
             hair_p, skin_p = classes
-            head_a = wide * hair_p * (1 - _neck(size, lm[8], cx, face_w))  # a collar under the chin is not hair
+            head_a = wide * hair_p * (1 - neck)  # a collar under the chin is not hair
             face = np.clip(face - rim + candidates * skin_p, 0, 1)  # the forehead up to the hairline, the neck
 
     parts = {"eyes": eyes, "brows": brows * (1 - eyes), "nose": nose, "mouth": mouth}
