@@ -151,6 +151,24 @@ def test_a_rolled_face_is_cut_upright(roll):
     assert np.linalg.norm(upright.mean(0) - middle) < crop.side * 0.15
 
 
+@pytest.mark.parametrize("roll", [0, 30])
+def test_a_crop_holds_a_full_hairdo_and_the_chin(roll):
+    """The top of a full head of hair, 1.1 face widths above the face's middle, is pasted back mostly from the crop's
+    painting (a centred crop had it at the crop's edge, faded to the whole picture's milder painting), and the
+    chin is still well inside."""
+    face = _face(300, 250, 1.2, roll=roll)
+    lm = face.landmarks
+    crop = face_crop(face, 150)
+    a = math.radians(roll)
+    up = np.array([math.sin(a), -math.cos(a)])
+    width = float(np.ptp(crop.to_crop(lm[:17])[:, 0])) * crop.per_px
+    middle = lm[:17].mean(0) * 0.5 + lm[27:36].mean(0) * 0.5
+    top, chin = crop.to_crop(np.array([middle + 1.1 * width * up, lm[8]])).round().astype(int)
+    hair_weight = crops.blend_mask(crop.side, crops.HAIR_FADE)
+    assert hair_weight[top[1], top[0]] > 0.5
+    assert crops.blend_mask(crop.side)[chin[1], chin[0]] > 0.9
+
+
 def test_the_crop_reads_and_lays_back_the_same_pixels():
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:300, 0:400]

@@ -20,6 +20,10 @@ from .faces import Face
 
 MIN_FACE_PX = 256  # the face's width in the crop's painting, at least
 CROP_FACTOR = 2.2  # the crop's side, in face widths: the face, its hair and some of the scene around
+#: The crop's middle lies this many face widths above the face's: a head's hair reaches about 1.1 face widths above
+#: its middle, its neck and collar run on below, so a centred crop cut a full hairdo at its top edge, where the paste
+#: fades to the whole picture's milder painting (the astronaut's hair: dark below, the photo's blonde on top).
+CROP_LIFT = 0.2
 MAX_CROP_PX = 768  # however large the output: one face's run stays affordable
 SMALL_FACE_SHARE = 0.25  # a face narrower than this share of the picture's long side is painted from a crop
 
@@ -88,7 +92,9 @@ def face_crop(face: Face, out_face_px: float) -> Crop:
     a = math.radians(angle)
     across = np.array([math.cos(a), math.sin(a)])
     width = float(np.ptp(lm[:17] @ across))  # jaw width along the eye line: the same however the face is rolled
-    centre = lm[:17].mean(0) * 0.5 + lm[27:36].mean(0) * 0.5  # the middle of the face, a bit above the nose tip
+    middle = lm[:17].mean(0) * 0.5 + lm[27:36].mean(0) * 0.5  # the middle of the face, a bit above the nose tip
+    up = np.array([math.sin(a), -math.cos(a)])  # towards the top of the head, in picture pixels
+    centre = middle + CROP_LIFT * width * up
     face_px = max(MIN_FACE_PX, out_face_px)
     side = int(min(MAX_CROP_PX, round(CROP_FACTOR * face_px / 16) * 16))
     per_px = CROP_FACTOR * width / side
