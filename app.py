@@ -35,16 +35,17 @@ from style_core.api import (
     parse_extra,
     plan_memory,
     resolve_preset,
+    run_paintings,
     step_timer,
 )
 from style_core.cli import UNSET
-from style_core.config import PRESET_HELP, scale_sizes, steps_per_scale
+from style_core.config import PRESET_HELP
 from style_core.config import preset as make_preset
 from style_core.devices import DeviceError
 from style_core.images import DEFAULT_MAX_BYTES, load_image, resize_long_side
 from style_core.portrait.faces import describe_identity
 from style_core.settings import scalar
-from style_core.timing import StepPrices
+from style_core.timing import Painting, RunProgress, StepPrices
 from style_core.weights import WeightsError
 
 ROOT = Path(__file__).resolve().parent
@@ -318,24 +319,29 @@ def cli_command(config: StyleConfig, n_styles: int, preset_name: str) -> str:
     return shlex.join(parts)
 
 
-def progress_html(frame, config: StyleConfig) -> str:
-    """A progress bar with scale, step and an ETA weighted by each scale's pixel count."""
-    sizes = scale_sizes(config)
-    counts = steps_per_scale(config, len(sizes))
-    costs = [n * s * s for n, s in zip(counts, sizes)]
-    done, left = 0.0, float(frame.step)
-    for n, cost in zip(counts, costs):
-        take = min(n, left)
-        done += cost * take / n
-        left -= take
-    fraction = done / sum(costs)
-    eta = frame.elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else 0.0
+def progress_html(frame, progress: RunProgress, elapsed: float) -> str:
+    """A progress bar over the whole run (every painting of a portrait run, each weighted by its estimated time),
+    its scale and step, and the time left at the pace so far."""
+    fraction = 1.0 if frame.is_final else progress.fraction(frame.step)
+    eta = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else 0.0
     status = "done" if frame.is_final else f"about {eta:.0f} s left"
+    label = f"Painting {progress.index + 1}/{len(progress.paintings)}: {frame.painting}" if frame.painting else ""
     return (
         f'<div class="run-progress"><div class="run-bar" style="width:{100 * fraction:.1f}%"></div></div>'
-        f'<div class="run-text">Scale {frame.scale_index + 1}/{frame.num_scales} ({frame.scale} px) · '
-        f"step {frame.step}/{frame.total_steps} · {frame.elapsed:.1f} s · {status}</div>"
+        f'<div class="run-text">{label + " · " if label else ""}'
+        f"Scale {frame.scale_index + 1}/{frame.num_scales} ({frame.scale} px) · "
+        f"step {frame.step}/{frame.total_steps} · {elapsed:.1f} s · {status}</div>"
     )
+
+
+def run_progress(content: Image.Image, style, config: StyleConfig) -> RunProgress:
+    """The run's paintings, weighted by this server's step prices (their work alone until those are measured). A
+    picture the paintings cannot be told for (a face search that failed) is one painting: the bar must never stop a
+    run."""
+    try:
+        return RunProgress(run_paintings(content, style, config, _speed.get("prices")))
+    except USER_ERRORS + (ValueError,):
+        return RunProgress([(Painting(config, (content.height, content.width)), 1.0)])
 
 
 def time_estimate(controls: Controls) -> str:
@@ -430,10 +436,12 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
         controls = replace(controls, preset=chosen)
         mode = f"**Mode:** {why}"
         config = build_config(controls, [w for _, w in styles] if len(styles) > 1 else None)
+        progress = run_progress(content_img, styles[0][0], config)
         frames = stylize(content_img, [s for s, _ in styles], config, should_stop=should_stop)
         if not _engine.acquire(timeout=ENGINE_WAIT_S):
             raise gr.Error("The previous run has not ended yet; try again in a moment.")
         engine_held = True
+        started = time.perf_counter()
         history: list[dict] = []
         gallery: list[tuple[Image.Image, str]] = []
         warned = ""
@@ -447,12 +455,14 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
                 gr.Warning(frame.message)  # once per message: a recovery, or a smaller size after an out-of-memory
                 warned = frame.message
             plot = pd.DataFrame(history, columns=["step", "log10 loss", "term"])
+            elapsed = time.perf_counter() - started  # the run's, not the painting's (a crop's counts from its start)
+            bar = progress_html(frame, progress, elapsed)
             if not frame.is_final:
                 # None, not gr.skip(), for the outputs that carry files: gradio 6.31 answers a skip with a session
                 # copy of the component that its cache cleaner (delete_cache) never sees, so the files the final
                 # frame then writes through it would stay on disk for good.
                 shown = display(frame.image)
-                yield (shown, progress_html(frame, config), plot, None, None, gr.skip(), None, gr.skip(), mode)
+                yield (shown, bar, plot, None, None, gr.skip(), None, gr.skip(), mode)
                 continue
             if frame.message:
                 gr.Info(frame.message)
@@ -462,7 +472,7 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
                 "command": cli_command(config, len(styles), controls.preset),
                 "config": config.to_dict(),
                 "steps_run": frame.step,
-                "seconds": round(frame.elapsed, 1),
+                "seconds": round(elapsed, 1),
                 "weights": _weights_status["text"],
                 "identity_distance": frame.identity,
                 "identity_per_face": list(frame.identities),
@@ -470,7 +480,7 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
             }
             yield (
                 shown,
-                progress_html(frame, config),
+                bar,
                 plot,
                 (before, shown),
                 gallery,

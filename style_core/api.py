@@ -105,15 +105,31 @@ def estimate_run_seconds(
     """How long `stylize(content, style, config)` will take here, from the paintings it will make (portrait mode:
     the picture, or the picture then each face's crop, at their own sizes, guided ones at the guided price) and
     portrait mode's work outside the engine. `config` is the memory guard's (`plan_memory(...).config`)."""
+    return sum(seconds for _, seconds in run_paintings(content, style, config, prices))
+
+
+def run_paintings(
+    content: ImageSource, style: ImageSource | None, config: StyleConfig, prices: StepPrices | StepPrice | None
+) -> list[tuple[Painting, float]]:
+    """The engine runs `stylize(content, style, config)` will make, in order, each with its seconds here (a guided
+    one with portrait mode's work outside the engine for its face). Prices not measured yet: each painting's
+    megapixel-steps instead, which still give their shares of the run (`timing.RunProgress`)."""
+    if prices is None:
+        prices, overhead = StepPrices(StepPrice(0.0, 1.0)), 0.0
+    else:
+        from .portrait.schedule import FACE_OVERHEAD_S
+
+        overhead = FACE_OVERHEAD_S
     if isinstance(prices, StepPrice):
         prices = StepPrices(prices)
     image = load_image(content)
-    if not config.portrait:
-        return paintings_seconds([Painting(config, (image.height, image.width))], prices)
-    from .portrait.schedule import FACE_OVERHEAD_S, portrait_paintings
+    if config.portrait:
+        from .portrait.schedule import portrait_paintings
 
-    paintings, faces = portrait_paintings(image, style, config)
-    return paintings_seconds(paintings, prices) + faces * FACE_OVERHEAD_S
+        paintings, _ = portrait_paintings(image, style, config)
+    else:
+        paintings = [Painting(config, (image.height, image.width))]
+    return [(p, paintings_seconds([p], prices) + (overhead if p.guided else 0.0)) for p in paintings]
 
 
 def _attempt(

@@ -138,9 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         frames = stylize(content, styles, config)
         bar = None
         frame = None
+        painting = ""
         for frame in frames:
             if bar is None:
                 bar = tqdm(total=frame.total_steps, unit="step", disable=args.quiet, file=sys.stderr)
+            if frame.painting and frame.painting != painting:  # the next of several paintings: its steps from 0
+                painting = frame.painting
+                bar.reset(total=frame.total_steps)
+                bar.set_description(painting)
             bar.update(frame.step - bar.n)
             bar.set_postfix(scale=f"{frame.scale}px", loss=f"{frame.losses.get('total', float('nan')):.4g}")
             if frame.message:

@@ -33,6 +33,7 @@ class Frame:
     message: str = ""  # set when the run had to recover from a fault, or fell back to plain mode
     identity: float | None = None  # portrait mode, final frame: face embedding distance to the photo
     identities: tuple[float | None, ...] = ()  # portrait mode, several faces: each face's distance, in face order
+    painting: str = ""  # a run of several paintings: which one this frame is from ("the whole picture", "face 1 of 2")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import StyleConfig
+from .config import StyleConfig, scale_sizes, steps_per_scale
 from .frames import Guidance
 from .networks import get_backbone
 from .objective import Objective
@@ -105,6 +105,41 @@ class StepTimer:
     def prices(self) -> StepPrices:
         fitted = {kind: _fit(self.best[(kind, SMALL_SIDE)], self.best[(kind, CALIBRATION_SIDE)]) for kind in self.kinds}
         return StepPrices(fitted["plain"], fitted.get("guided"))
+
+
+def painting_fraction(config: StyleConfig, step: int) -> float:
+    """The share of one painting's work done after `step` steps: each scale's steps weighted by its pixels."""
+    sizes = scale_sizes(config)
+    counts = steps_per_scale(config, len(sizes))
+    costs = [n * s * s for n, s in zip(counts, sizes)]
+    done, left = 0.0, float(step)
+    for n, cost in zip(counts, costs):
+        take = min(n, left)
+        done += cost * take / n if n else 0.0
+        left -= take
+    return min(1.0, done / max(sum(costs), 1e-9))
+
+
+class RunProgress:
+    """How far a run is over all of its paintings, each weighted by its estimated seconds. Portrait mode paints the
+    whole picture and then each face from its crop, and each painting counts its steps from 0 again: a bar per
+    painting ran to the end, then started over, and its time left was the current painting's only."""
+
+    def __init__(self, paintings: list[tuple[Painting, float]]) -> None:
+        if not paintings:
+            raise ValueError("a run has at least one painting")
+        self.paintings = paintings
+        self.index, self.last_step = 0, -1
+
+    def fraction(self, step: int) -> float:
+        """The run's share done at this frame's `step` (a step lower than the last one: the next painting began)."""
+        if step < self.last_step and self.index + 1 < len(self.paintings):
+            self.index += 1
+        self.last_step = step
+        total = sum(seconds for _, seconds in self.paintings)
+        before = sum(seconds for _, seconds in self.paintings[: self.index])
+        painting, seconds = self.paintings[self.index]
+        return min(1.0, (before + seconds * painting_fraction(painting.config, step)) / max(total, 1e-9))
 
 
 def _fit(t_small: float, t_large: float) -> StepPrice:

@@ -3,12 +3,15 @@ while the download keeps every pixel, and the time estimate comes from the guard
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 
 from PIL import Image
 
 import app
-from style_core.timing import StepPrice, StepPrices
+from style_core import ConfigError, StyleConfig
+from style_core.frames import Frame
+from style_core.timing import Painting, StepPrice, StepPrices
 
 
 def test_the_servers_memory_cap_holds_whatever_the_request_says(monkeypatch):
@@ -101,3 +104,37 @@ def test_the_estimate_fills_in_once_the_speed_is_measured(monkeypatch, tmp_path)
     monkeypatch.setattr(app, "_weights_status", {"text": "Weights could not be loaded: no file"})
     shown, timer = app.estimate_once_measured(*values)
     assert "not available" in shown and not timer.active
+
+
+def test_the_progress_bar_runs_on_across_a_portrait_runs_paintings(monkeypatch):
+    """A small face: the whole picture, then the face's crop, whose steps count from 0 again. The bar grows over the
+    whole run and says which painting is under way; the final frame says done. A picture whose paintings cannot be
+    told is one painting (the bar never stops a run)."""
+    whole = StyleConfig(size=384, steps=40, device="cpu")
+    face = whole.replace(size=560, face_index=0)
+    paintings = [(Painting(whole, (384, 384)), 20.0), (Painting(face, (560, 560), True), 60.0)]
+    monkeypatch.setattr(app, "run_paintings", lambda content, style, config, prices: paintings)
+    progress = app.run_progress(Image.new("RGB", (384, 384)), "s.png", whole)
+    widths, texts = [], []
+    for size, painting in ((384, "the whole picture"), (560, "the face")):
+        for step in range(0, 41, 10):
+            frame = Frame(Image.new("RGB", (8, 8)), step, 40, size, 0, 3, {}, 1.0, False, painting=painting)
+            html = app.progress_html(frame, progress, elapsed=float(len(widths) + 1))
+            widths.append(float(re.search(r"width:([0-9.]+)%", html).group(1)))
+            texts.append(html)
+    assert widths == sorted(widths) and widths[4] == 25.0 and widths[-1] == 100.0
+    assert "Painting 1/2: the whole picture" in texts[0] and "Painting 2/2: the face" in texts[5]
+    share = widths[7] / 100  # 8 s into the run
+    assert f"about {8 * (1 - share) / share:.0f} s left" in texts[7]  # at the pace so far, for the whole run
+    final = Frame(Image.new("RGB", (8, 8)), 40, 40, 560, 2, 3, {}, 1.0, True, event="final")
+    done = app.progress_html(final, progress, 12.0)
+    assert "done" in done and "Painting" not in done and "width:100.0%" in done
+
+    def fails(content, style, config, prices):
+        raise ConfigError("no faces to tell")
+
+    monkeypatch.setattr(app, "run_paintings", fails)
+    single = app.run_progress(Image.new("RGB", (384, 384)), "s.png", whole)
+    assert len(single.paintings) == 1
+    plain = Frame(Image.new("RGB", (8, 8)), 10, 40, 384, 0, 3, {}, 1.0, False)
+    assert "Painting" not in app.progress_html(plain, single, 1.0)  # one painting: no label

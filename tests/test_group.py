@@ -107,6 +107,12 @@ def test_every_face_of_a_group_is_painted_guided_and_scored(monkeypatch, config,
     assert final.image.size == (60, 24)
     assert len(final.identities) == 3 and final.identity is not None
     assert "3 faces painted in portrait mode" in final.message and "face 3:" in final.message
+    # Each frame says which painting it is from, and no progress frame carries a message (the app shows those as
+    # warnings: "face 1 of 1" popped up as one in every small-face run); the final frame's time is the whole run's.
+    labels = list(dict.fromkeys(f.painting for f in frames[:-1]))
+    assert labels == ["the whole picture", "face 1 of 3", "face 2 of 3", "face 3 of 3"]
+    assert not any(f.message for f in frames[:-1]) and final.painting == ""
+    assert final.elapsed > max(f.elapsed for f in frames if f.painting == "face 3 of 3")
 
 
 def test_face_index_still_picks_one_face(monkeypatch, config, net, runs, small_crops):

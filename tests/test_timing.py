@@ -72,3 +72,22 @@ def test_a_guided_step_is_timed_with_portrait_modes_regions(tiny_net, monkeypatc
     config = StyleConfig(size=64, device="cpu", autocast=False)
     prices = StepTimer(config, torch.device("cpu"), guidance=guidance).measure(rounds=1)
     assert prices.guided is not None and prices.guided.per_megapixel_step + prices.guided.per_step > 0
+
+
+def test_a_runs_progress_goes_on_across_its_paintings():
+    """Portrait mode on a small face: the whole picture, then the face's crop, each counting its steps from 0. The
+    run's share done only grows, the first painting ends at its share of the estimated time, the last at 1."""
+    whole = StyleConfig(size=384, steps=60, start_size=96, device="cpu")
+    face = whole.replace(size=560, face_index=0)
+    progress = timing.RunProgress([(Painting(whole, (384, 384)), 10.0), (Painting(face, (560, 560), True), 30.0)])
+    shares, index = [], []
+    for steps in (range(0, 61, 5), range(0, 61, 5)):
+        for step in steps:
+            shares.append(progress.fraction(step))
+            index.append(progress.index)
+    assert shares == sorted(shares) and shares[0] == 0.0 and shares[-1] == pytest.approx(1.0)
+    assert shares[12] == pytest.approx(0.25)  # the whole picture done: 10 s of 40
+    assert index == [0] * 13 + [1] * 13
+    assert timing.painting_fraction(face, 30) < 0.5  # half the steps, less than half the work: the large scales last
+    single = timing.RunProgress([(Painting(whole, (384, 384)), 1.0)])
+    assert [single.fraction(s) for s in (0, 60, 0)][-1] == 0.0 and single.index == 0  # one painting: no next one

@@ -8,6 +8,7 @@ finished picture. The single-face painter is passed in, so this module does not 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
@@ -47,6 +48,7 @@ def paint_faces(
 ) -> Iterator[Frame]:
     """The whole picture, then each face from its crop; the final frame carries the worst face's identity and
     the message lists each face's."""
+    started = time.perf_counter()
     base, frame = yield from _base(content, styles, config, backbone, should_stop, len(faces))
     out_per_picture = base.width / content.width
     crop_scores: list[float | None] = []
@@ -56,12 +58,12 @@ def paint_faces(
         crop = face_crop(face, face.width * out_per_picture)
         cut = crop.cut(content)
         crop_face = _face_in_crop(cut, face, crop)
-        label = f"face {i + 1} of {len(faces)}"
+        label = f"face {i + 1} of {len(faces)}" if len(faces) > 1 else "the face"
         last = None
         seen = SeenInPicture(content, face, cut, crop_face, crop, base, out_per_picture)
         for last in paint_one(cut, crop_face, config.replace(size=crop.side, face_index=0), seen):
             if not last.is_final:
-                yield replace(last, message=label)
+                yield replace(last, painting=label)
         if last is None:
             break
         crop_scores.append(last.identity)
@@ -83,6 +85,8 @@ def paint_faces(
         identity=max(known) if known else None,
         identities=tuple(scores),
         message=message,
+        elapsed=time.perf_counter() - started,  # the whole run's, not its last painting's
+        painting="",
     )
 
 
@@ -100,7 +104,7 @@ def _base(content, styles, config, backbone, should_stop, n_faces):
     scene = config.replace(style_weight=min(config.style_weight, SCENE_STYLE_RATIO * config.content_weight))
     for frame in engine.run(work, list(styles), scene, backbone=backbone, should_stop=should_stop):
         if not frame.is_final:
-            yield replace(frame, message=f"the whole picture first, then {n_faces} face(s)")
+            yield replace(frame, painting="the whole picture")
     return frame.image, frame
 
 
