@@ -478,6 +478,29 @@ def test_scene_is_the_background_above_the_chin_not_the_clothes():
     assert np.all(np.diff(scene[:, 0]) <= 0)  # a fade, no step back up
 
 
+def test_a_pixel_shared_by_two_regions_takes_both_palettes_and_none_of_its_own():
+    """Hair on the left, the scene on the right, a soft edge between them: across the edge the canvas goes from the
+    style's hair colour to its scene colour. Blended one region after the other, the middle kept a quarter of the
+    photo's own colour: a pale ring of the backdrop around the head."""
+    from style_core.portrait.finish import cartoon_colors
+
+    rng = np.random.default_rng(0)
+    h, w = 40, 80
+    share = np.clip((np.arange(w) - 30) / 20, 0, 1)[None, :].repeat(h, 0).astype(np.float32)  # 0: hair, 1: scene
+    photo = np.clip(0.3 + 0.02 * rng.standard_normal((h, w, 3)), 0, 1)
+    photo[..., 2] += 0.5  # a blue photo: brownish-blue hair on a blue backdrop
+    photo[:, w // 2 :] += 0.2 * np.array([0.0, 0.5, 0.0])
+    style = np.zeros((h, w, 3))
+    style[:, : w // 2] = np.clip(np.array([0.7, 0.25, 0.1]) + 0.02 * rng.standard_normal((h, w // 2, 3)), 0, 1)  # red hair
+    style[:, w // 2 :] = np.clip(np.array([0.9, 0.8, 0.7]) + 0.02 * rng.standard_normal((h, w // 2, 3)), 0, 1)  # cream
+    halves = (np.arange(w) >= w // 2)[None, :].repeat(h, 0).astype(np.float32)
+    masks, style_masks = {"hair": 1 - share, "scene": share}, {"hair": 1 - halves, "scene": halves}
+    out = cartoon_colors(photo, masks, style, style_masks, 1.0)
+    middle = out[:, 40].mean(0)  # half hair, half scene
+    assert np.allclose(middle, (out[:, 5].mean(0) + out[:, -5].mean(0)) / 2, atol=0.06)
+    assert middle[2] < 0.45  # none of the photo's blue left (blended in turn: 0.54)
+
+
 def test_the_canvas_takes_the_styles_scene_palette_and_keeps_the_clothes():
     """A grey wall and a dark suit against a drawing on white paper: the wall turns paper-white, the suit stays dark."""
     from style_core.portrait.finish import cartoon_colors

@@ -18,15 +18,25 @@ def region_color_transfer(
     image: np.ndarray, mask: np.ndarray, style: np.ndarray, style_mask: np.ndarray, strength: float
 ) -> np.ndarray:
     """Recolour the masked part of `image` (H,W,3 in [0,1]) to the palette of the masked part of `style`."""
-    if strength <= 0 or mask.sum() < 16 or style_mask.sum() < 16:
+    recoloured = region_recoloured(image, mask, style, style_mask) if strength > 0 else None
+    if recoloured is None:
         return image
+    alpha = (strength * mask)[..., None]
+    return image * (1 - alpha) + recoloured * alpha
+
+
+def region_recoloured(
+    image: np.ndarray, mask: np.ndarray, style: np.ndarray, style_mask: np.ndarray
+) -> np.ndarray | None:
+    """All of `image` through the colour map that takes its masked part to the palette of the masked part of `style`
+    (None when either part is too small to fit one)."""
+    if mask.sum() < 16 or style_mask.sum() < 16:
+        return None
     picture = torch.from_numpy(image).permute(2, 0, 1)
     palette = torch.from_numpy(style).permute(2, 0, 1)
     source_stats = robust_color_stats(picture, torch.from_numpy(mask))
     target_stats = robust_color_stats(palette, torch.from_numpy(style_mask))
-    recoloured = transfer_colors(picture, source_stats, target_stats).permute(1, 2, 0).numpy()
-    alpha = (strength * mask)[..., None]
-    return image * (1 - alpha) + recoloured * alpha
+    return transfer_colors(picture, source_stats, target_stats).permute(1, 2, 0).numpy()
 
 
 def robust_color_stats(picture: torch.Tensor, mask: torch.Tensor, spread: float = 2.5) -> tuple:
@@ -53,11 +63,21 @@ def cartoon_colors(
     style_masks: dict[str, np.ndarray],
     strength: float,
 ) -> np.ndarray:
-    """Each region recoloured to the same region's palette in the style (skin to skin, lips to lips, hair to hair)."""
+    """Each region recoloured to the same region's palette in the style (skin to skin, lips to lips, hair to hair).
+
+    Every region's colours are mapped from the same picture and the results mixed by the soft masks. One after the
+    other, each blended over the last, a pixel shared half and half by the hair and the scene kept a quarter of its
+    own colour: a pale ring of the photo's backdrop around the head."""
+    mixed, weight = np.zeros_like(image), np.zeros(image.shape[:2] + (1,), image.dtype)
     for region, share in COLOR_REGIONS.items():
-        if region in masks and region in style_masks:
-            image = region_color_transfer(image, masks[region], style, style_masks[region], strength * share)
-    return image
+        if region in masks and region in style_masks and strength * share > 0:
+            recoloured = region_recoloured(image, masks[region], style, style_masks[region])
+            if recoloured is not None:
+                alpha = np.clip(strength * share * masks[region], 0, 1)[..., None]
+                mixed += alpha * recoloured
+                weight += alpha
+    # The masks split each pixel (the scene is part of the background), so the weights sum to at most 1.
+    return mixed + (1 - np.clip(weight, 0, 1)) * image
 
 
 def guided_smooth(image: np.ndarray, radius: int, eps: float = 2e-3) -> np.ndarray:
