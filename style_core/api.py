@@ -114,21 +114,17 @@ def run_paintings(
     """The engine runs `stylize(content, style, config)` will make, in order, each with its seconds here (a guided
     one with portrait mode's work outside the engine for its face). Prices not measured yet: each painting's
     megapixel-steps instead, which still give their shares of the run (`timing.RunProgress`)."""
-    if prices is None:
-        prices, overhead = StepPrices(StepPrice(0.0, 1.0)), 0.0
-    else:
-        from .portrait.schedule import FACE_OVERHEAD_S
-
-        overhead = FACE_OVERHEAD_S
-    if isinstance(prices, StepPrice):
-        prices = StepPrices(prices)
     image = load_image(content)
-    if config.portrait:
-        from .portrait.schedule import portrait_paintings
+    paintings, overhead = [Painting(config, (image.height, image.width))], 0.0
+    if config.portrait:  # dlib loads only for portrait mode
+        from .portrait.schedule import FACE_OVERHEAD_S, portrait_paintings
 
         paintings, _ = portrait_paintings(image, style, config)
-    else:
-        paintings = [Painting(config, (image.height, image.width))]
+        overhead = FACE_OVERHEAD_S if prices is not None else 0.0
+    if prices is None:
+        prices = StepPrices(StepPrice(0.0, 1.0))
+    elif isinstance(prices, StepPrice):
+        prices = StepPrices(prices)
     return [(p, paintings_seconds([p], prices) + (overhead if p.guided else 0.0)) for p in paintings]
 
 

@@ -491,8 +491,9 @@ def test_a_pixel_shared_by_two_regions_takes_both_palettes_and_none_of_its_own()
     photo[..., 2] += 0.5  # a blue photo: brownish-blue hair on a blue backdrop
     photo[:, w // 2 :] += 0.2 * np.array([0.0, 0.5, 0.0])
     style = np.zeros((h, w, 3))
-    style[:, : w // 2] = np.clip(np.array([0.7, 0.25, 0.1]) + 0.02 * rng.standard_normal((h, w // 2, 3)), 0, 1)  # red hair
-    style[:, w // 2 :] = np.clip(np.array([0.9, 0.8, 0.7]) + 0.02 * rng.standard_normal((h, w // 2, 3)), 0, 1)  # cream
+    red_hair, cream = np.array([0.7, 0.25, 0.1]), np.array([0.9, 0.8, 0.7])
+    style[:, : w // 2] = np.clip(red_hair + 0.02 * rng.standard_normal((h, w // 2, 3)), 0, 1)
+    style[:, w // 2 :] = np.clip(cream + 0.02 * rng.standard_normal((h, w // 2, 3)), 0, 1)
     halves = (np.arange(w) >= w // 2)[None, :].repeat(h, 0).astype(np.float32)
     masks, style_masks = {"hair": 1 - share, "scene": share}, {"hair": 1 - halves, "scene": halves}
     out = cartoon_colors(photo, masks, style, style_masks, 1.0)
