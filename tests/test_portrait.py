@@ -163,6 +163,28 @@ def test_a_dark_collar_under_the_chin_is_neither_skin_nor_scene():
     assert len(rows) > 50 and masks["skin"][rows, cols].mean() > 0.6
 
 
+def test_the_styles_background_lends_only_its_own_colours():
+    """A style face with dark hair on a pale wall: the background's statistics come from the wall alone. Its soft
+    edge along the hair and the face lent them a few percent of those colours, painted as specks into the photo's
+    background."""
+    from style_core.portrait.faces import Face
+    from style_core.portrait.pipeline import _style_masks
+
+    def head(yy, xx):  # a head of dark hair
+        return ((xx - 150) / 90.0) ** 2 + ((yy - 140) / 110.0) ** 2 < 1
+
+    wall = np.array([0.85, 0.8, 0.75])
+    lm, image, _, _, _ = _head_picture(tuple(wall), head, (0.15, 0.1, 0.08))
+    picture = Image.fromarray((image * 255).round().astype(np.uint8))
+    masks, small = _style_masks(picture, Face((*lm.min(0), *lm.max(0)), lm, "test"))
+    assert small.size == picture.size
+    not_wall = np.abs(image - wall).max(2) > 0.1
+    soft = region_masks(HEAD_SIZE, lm, image=image)["background"]
+    assert (soft * not_wall).sum() / soft.sum() > 0.02  # the soft mask's edge: 2.4 % hair and skin colours
+    assert (masks["background"] * not_wall).sum() / masks["background"].sum() < 0.002  # 0.1 %
+    assert masks["background"][5, 5] > 0.95  # the wall itself still counts
+
+
 def test_content_weight_map_favours_features():
     lm = synthetic_landmarks()
     masks = region_masks((200, 240), lm)
