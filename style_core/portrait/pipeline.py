@@ -95,7 +95,7 @@ def _tensors(masks: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 #: The style's background lends its statistics from where it is this sure (its soft edge left out): along the hair,
 #: the face and the clothes that edge held a few percent of their colours, and the painting put them into the photo's
 #: background as pale specks (the page's first example at 256 px; measured with look.py at 384 px, unsplash x the
-#: drawing style_x 0.57 -> 0.49, the other pairs within -0.03..+0.03).
+#: drawing style_x 0.57 -> 0.49, the other pairs within -0.05..+0.03).
 STYLE_BACKGROUND_CORE = 0.95
 
 
