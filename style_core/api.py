@@ -23,7 +23,7 @@ from .images import ImageSource, load_image
 from .modes import AUTO, AUTO_HELP, faces_in, resolve_preset  # noqa: F401 - the app's way to the auto preset
 from .networks import get_backbone, use_autocast
 from .settings import number, parse_extra  # noqa: F401 - the app checks its parameters with these
-from .timing import CALIBRATION_SIDE, Painting, StepPrice, StepPrices, StepTimer, paintings_seconds
+from .timing import CALIBRATION_SIDE, Painting, StepPrice, StepPrices, StepTimer, painting_seconds
 
 MIN_RETRY_SIZE = 128
 
@@ -125,7 +125,7 @@ def run_paintings(
         prices = StepPrices(StepPrice(0.0, 1.0))
     elif isinstance(prices, StepPrice):
         prices = StepPrices(prices)
-    return [(p, paintings_seconds([p], prices) + (overhead if p.guided else 0.0)) for p in paintings]
+    return [(p, painting_seconds(p, prices) + (overhead if p.guided else 0.0)) for p in paintings]
 
 
 def _attempt(

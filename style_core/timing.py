@@ -178,13 +178,15 @@ def estimate_seconds(config: StyleConfig, shape_hw: tuple[int, int], price: Step
     return price.seconds(work_steps(config, shape_hw), work_megapixels(config, shape_hw))
 
 
+def painting_seconds(painting: Painting, prices: StepPrices) -> float:
+    """One painting's time at its own size, a guided one at the guided price (the plain one if not measured)."""
+    price = prices.guided if painting.guided and prices.guided is not None else prices.plain
+    return estimate_seconds(painting.config, painting.shape_hw, price)
+
+
 def paintings_seconds(paintings: list[Painting], prices: StepPrices) -> float:
     """The time of several paintings, each at its own size and price."""
-    total = 0.0
-    for p in paintings:
-        price = prices.guided if p.guided and prices.guided is not None else prices.plain
-        total += estimate_seconds(p.config, p.shape_hw, price)
-    return total
+    return sum(painting_seconds(p, prices) for p in paintings)
 
 
 def _sync(device: torch.device) -> None:

@@ -14,17 +14,6 @@ from scipy.ndimage import gaussian_filter
 from ..color import color_stats, rgb_to_ycc, transfer_colors, ycc_to_rgb
 
 
-def region_color_transfer(
-    image: np.ndarray, mask: np.ndarray, style: np.ndarray, style_mask: np.ndarray, strength: float
-) -> np.ndarray:
-    """Recolour the masked part of `image` (H,W,3 in [0,1]) to the palette of the masked part of `style`."""
-    recoloured = region_recoloured(image, mask, style, style_mask) if strength > 0 else None
-    if recoloured is None:
-        return image
-    alpha = (strength * mask)[..., None]
-    return image * (1 - alpha) + recoloured * alpha
-
-
 def region_recoloured(
     image: np.ndarray, mask: np.ndarray, style: np.ndarray, style_mask: np.ndarray
 ) -> np.ndarray | None:
