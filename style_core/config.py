@@ -112,7 +112,18 @@ class StyleConfig:
     checkpoint_every: int = field(default=10, metadata={"help": "yield a frame every N steps"})
     autocast: bool = field(default=True, metadata={"help": "bf16/fp16 network on GPU, statistics in fp32"})
     cuda_graphs: bool = field(
-        default=False, metadata={"help": "GPU: record each scale's step as a CUDA graph (Gram loss; not yet timed)"}
+        default=True,
+        metadata={
+            "help": "GPU: record each scale's loss and gradient pass as a CUDA graph and replay it (Gram loss; "
+            "H200, 512 px: 2.7 s -> 1.1 s, the same final loss)"
+        },
+    )
+    cuda_graph_update: bool = field(
+        default=False,
+        metadata={
+            "help": "GPU, with cuda_graphs: record L-BFGS's update in the same graph, one launch a step (not yet "
+            "run on a GPU)"
+        },
     )
     portrait: bool = field(default=False, metadata={"help": "portrait mode: match face regions, keep identity"})
     keep_face: float = field(default=3.0, metadata={"help": "portrait: content weight of eyes/mouth vs skin"})

@@ -100,13 +100,57 @@ class LBFGS:
         self.sy[slot, :k] = self.y_rows[:k] @ s
         self.sy[:k, slot] = self.s_rows[:k] @ y
 
-    def _two_loop(self, grad: torch.Tensor) -> torch.Tensor:
-        """-H g from the stored pairs (see the module docstring for the algebra).
+    def prepare_static(self) -> None:
+        """Set up `static_step`: the count of stored pairs as a device tensor (the ring's head moves on the device)."""
+        dev = self.rho.device
+        self._count_t = torch.full((), self.count, dtype=torch.long, device=dev)
+        self._rows = torch.arange(self.m, device=dev)
 
-        The big (pairs, pixels) rows stay where the ring put them; only the small vectors are put in order."""
+    def static_step(self, grad: torch.Tensor) -> None:
+        """A step after the first (`prev_grad` set), with the same shapes and kernels every time, so that it can be
+        recorded in a CUDA graph with the loss's own pass: all m rows take part, the empty ones as no-ops (rho = 0,
+        zero rows), and the ring's order comes from a count kept on the device. The caller adds one to `count`
+        per step (no value is read back). `prepare_static` first."""
+        grad = grad.detach().reshape(-1)
+        y, s = grad - self.prev_grad, self.last_move
+        slot = (self._count_t % self.m).view(1)
+        ys = y.dot(s)
+        curved = ys > 1e-10
+        self.rho.index_copy_(0, slot, torch.where(curved, 1.0 / ys, torch.zeros_like(ys)).view(1))
+        self.h_diag.copy_(torch.where(curved, ys / y.dot(y), self.h_diag))
+        self.s_rows.index_copy_(0, slot, s.view(1, -1))
+        self.y_rows.index_copy_(0, slot, y.view(1, -1))
+        self.sy.index_copy_(0, slot, (self.y_rows @ s).view(1, -1))
+        self.sy.index_copy_(1, slot, (self.s_rows @ y).view(-1, 1))
+        self._count_t.add_(1)
+        # Oldest first: the head is the next slot; while the ring is filling, its empty rows come first (no-ops).
+        order = (self._rows + self._count_t) % self.m
+        direction = self._directions(grad, self.s_rows, self.y_rows, self.rho, self.sy, order)
+        direction = torch.where(grad.dot(direction) < 0, direction, grad.neg())
+        move = direction * self.lr
+        with torch.no_grad():
+            self.param.add_(move.view_as(self.param))
+        self.prev_grad.copy_(grad)
+        self.last_move.copy_(move)
+
+    def _two_loop(self, grad: torch.Tensor) -> torch.Tensor:
+        """-H g from the stored pairs in use (see the module docstring for the algebra)."""
         k = min(self.count, self.m)
-        s_rows, y_rows = self.s_rows[:k], self.y_rows[:k]  # views, never copies
-        order = self._ring_order()
+        # Views, never copies: the big (pairs, pixels) rows stay where the ring put them.
+        rows = (self.s_rows[:k], self.y_rows[:k], self.rho[:k], self.sy[:k, :k])
+        return self._directions(grad, *rows, self._ring_order())
+
+    def _directions(
+        self,
+        grad: torch.Tensor,
+        s_rows: torch.Tensor,
+        y_rows: torch.Tensor,
+        rho_rows: torch.Tensor,
+        sy_rows: torch.Tensor,
+        order: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The two-loop recursion over rows in ring order (`order`: oldest to newest; None: already in order); only
+        the small vectors are put in order."""
 
         def ordered(v: torch.Tensor) -> torch.Tensor:
             return v if order is None else v[order]
@@ -114,8 +158,8 @@ class LBFGS:
         def in_rows(v: torch.Tensor) -> torch.Tensor:
             return v if order is None else torch.empty_like(v).index_copy_(0, order, v)
 
-        rho = ordered(self.rho[:k])
-        sy = self.sy[:k, :k] if order is None else self.sy[order][:, order]
+        rho = ordered(rho_rows)
+        sy = sy_rows if order is None else sy_rows[order][:, order]
         # Both systems are unit triangular: the solver reads only the strict triangle it is told of and takes the
         # diagonal as ones, so neither matrix needs masking or the identity added.
         q0 = grad.neg()

