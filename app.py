@@ -319,6 +319,20 @@ def cli_command(config: StyleConfig, n_styles: int, preset_name: str) -> str:
     return shlex.join(parts)
 
 
+class RunSteps:
+    """A frame's step counted over the whole run, for the loss plot: portrait mode's paintings (the whole picture,
+    then each face's crop) each count from 0 again, and the plot's lines went back to its left edge at each."""
+
+    def __init__(self) -> None:
+        self.before, self.last, self.last_total = 0, 0, 0
+
+    def of(self, frame) -> int:
+        if frame.step < self.last:  # the next painting began
+            self.before += self.last_total
+        self.last, self.last_total = frame.step, frame.total_steps
+        return self.before + frame.step
+
+
 def progress_html(frame, progress: RunProgress, elapsed: float) -> str:
     """A progress bar over the whole run (every painting of a portrait run, each weighted by its estimated time),
     its scale and step, and the time left at the pace so far."""
@@ -445,10 +459,12 @@ def run_stylize(controls: Controls, request: gr.Request | None = None):
         history: list[dict] = []
         gallery: list[tuple[Image.Image, str]] = []
         warned = ""
+        plot_steps = RunSteps()
         for frame in frames:
+            step = plot_steps.of(frame)
             for term, value in frame.losses.items():
                 if value > 0:
-                    history.append({"step": frame.step, "log10 loss": math.log10(value), "term": term})
+                    history.append({"step": step, "log10 loss": math.log10(value), "term": term})
             if frame.event in ("scale", "final"):
                 gallery.append((display(frame.image), f"{frame.scale} px · step {frame.step}"))
             if frame.message and frame.message != warned and not frame.is_final:

@@ -7,9 +7,9 @@ fixed, L-BFGS's buffers keep their shapes: `LBFGS.static_step`), so the loss's f
 optimizer's update can be recorded once and replayed with one call.
 
 A replay writes into the same tensors every time: the loss parts and the gradient are overwritten by the next
-step, so whoever keeps one across steps must copy it (the scale's run clones its first loss). `simulate=True`
-gives the same contract on any device by running the pass eagerly and copying into fixed buffers; the tests use
-it to hold the engine to that contract on a CPU.
+step, so whoever keeps one across steps must copy it (an eagerly run L-BFGS keeps its own copy of the last
+gradient, the scale's run clones its first loss). `simulate=True` gives the same contract on any device by running
+the pass eagerly and copying into fixed buffers; the tests use it to hold the engine to that contract on a CPU.
 """
 
 from __future__ import annotations

@@ -165,3 +165,16 @@ def test_the_background_choice_is_on_the_page_beside_the_preset():
     assert "keep your photo's background" in radio.info
     config = app.build_config(app.Controls("p.png", "s.png", preset="pixar-portrait", background="photo"))
     assert config.background == "photo"
+
+
+def test_the_loss_plot_runs_on_across_a_portrait_runs_paintings(monkeypatch, pictures):
+    """The whole picture, then the face's crop, each count their steps from 0: the plot's steps keep growing."""
+
+    def two_paintings(content, styles, config, should_stop=None):
+        for step, total, event in ((10, 40, "progress"), (40, 40, "scale"), (10, 60, "progress"), (60, 60, "final")):
+            yield Frame(content, step, total, config.size, 0, 1, {"total": 1.0 + step}, 0.1, event == "final", event)
+
+    monkeypatch.setattr(app, "stylize", two_paintings)
+    outputs = list(app.run_stylize(*pictures, preset="balanced", size=64))
+    plot = outputs[-1][2]
+    assert list(plot["step"]) == [10, 40, 50, 100]

@@ -30,6 +30,21 @@ def test_detection_is_cached_by_content(data_dir):
     assert len(first) == len(again) == 1 and np.allclose(first[0].landmarks, again[0].landmarks)
 
 
+def test_a_faces_embedding_is_cached_by_content_and_box(data_dir):
+    """The identity guard embeds the photo's face at every run: a photo painted again costs it once."""
+    from style_core.portrait.faces import descriptor
+
+    img = resize_long_side(load_image(data_dir / "077417.jpg"), 1024)
+    face = find_faces(img)[0]
+    first = descriptor(img, face)
+    started = time.perf_counter()
+    again = descriptor(img.copy(), face)  # another object, the same pixels
+    assert time.perf_counter() - started < 0.05
+    assert np.array_equal(first, again)
+    shifted = type(face)(tuple(v + 40 for v in face.box), face.landmarks, face.detector)
+    assert not np.array_equal(descriptor(img, shifted), first)  # another box is another entry
+
+
 @pytest.mark.parametrize("degrees", [-40, 25, 45])
 def test_a_rolled_face_is_found_and_cut_upright(data_dir, degrees):
     photo = resize_long_side(load_image(data_dir / "077417.jpg"), 420)
