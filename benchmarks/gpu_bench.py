@@ -9,6 +9,7 @@ are missing, the faces are read from benchmarks/landmarks.json (found on the CPU
 search and the identity guard are left out of the time (said in the log).
 
     GPU_BENCH_DEVICE=cpu GPU_BENCH_SIZES=128 python benchmarks/gpu_bench.py   # a dry run of this script on a CPU
+    GPU_BENCH_RECORDED_FACES=1 ...   # the dry run as a machine without dlib runs it (recorded faces, no guard)
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def faces_from_file() -> None:
 
     pipeline.find_faces = lookup
     pipeline.find_faces_any_roll = lookup  # the photo's faces (any roll) and the style's both come from the file
+    pipeline.descriptor = lambda *a, **k: None  # the identity guard's embedding of the photo: dlib's
     pipeline.identity_distance = lambda *a, **k: None
 
 
@@ -252,6 +254,8 @@ def main() -> None:
     case("backbone", lambda: warm_up(preset(device=DEVICE)))
     portrait = {}
     try:
+        if os.environ.get("GPU_BENCH_RECORDED_FACES"):  # a dry run of the path a machine without dlib takes
+            raise FaceError("GPU_BENCH_RECORDED_FACES is set")
         find_faces(pipeline.load_image(CONTENT))
     except FaceError as exc:
         print(f"dlib unavailable ({exc}): portrait runs take the faces from {LANDMARKS.name} and run without the "
