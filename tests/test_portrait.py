@@ -163,6 +163,26 @@ def test_a_dark_collar_under_the_chin_is_neither_skin_nor_scene():
     assert len(rows) > 50 and masks["skin"][rows, cols].mean() > 0.6
 
 
+@pytest.mark.parametrize("collar", [(0.35, 0.35, 0.37), (0.15, 0.25, 0.55)], ids=["grey", "blue"])
+def test_a_neck_in_the_chins_shadow_is_skin_and_a_collar_below_it_is_not(collar):
+    """Under the chin the neck is the face's skin in shadow: the same hue, darker. It had failed the full colour test
+    there and been painted as background (077436's neck came out grey); a grey or blue collar still fails."""
+    def head(yy, xx):
+        return ((xx - 150) / 90.0) ** 2 + ((yy - 140) / 110.0) ** 2 < 1
+
+    lm, image, skin, yy, xx = _head_picture((0.8, 0.8, 0.78), head, (0.55, 0.45, 0.25))
+    chin = lm[8, 1]
+    neck = ~skin & (np.abs(xx - 150) < 30) & (yy >= chin - 8) & (yy < chin + 22)
+    image[neck] = 0.55 * np.array(SKIN_RGB)  # the chin's shadow
+    below = (np.abs(xx - 150) < 80) & (yy >= chin + 22)
+    image[below] = collar
+    masks = region_masks(HEAD_SIZE, lm, image=image)
+    rows, cols = np.nonzero(neck & (yy > chin + 4) & (yy < chin + 16) & (np.abs(xx - 150) < 20))
+    assert len(rows) > 100 and masks["skin"][rows, cols].mean() > 0.6
+    rows, cols = np.nonzero(below & (np.abs(xx - 150) < 25) & (yy >= chin + 28))
+    assert len(rows) > 200 and masks["skin"][rows, cols].max() < 0.2
+
+
 def test_the_styles_background_lends_only_its_own_colours():
     """A style face with dark hair on a pale wall: the background's statistics come from the wall alone. Its soft
     edge along the hair and the face lent them a few percent of those colours, painted as specks into the photo's

@@ -46,10 +46,10 @@ def _ellipse(size: tuple[int, int], box: list[float]) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def _log_density(pixels: np.ndarray, samples: np.ndarray) -> np.ndarray:
-    """Log-likelihood of (N, 3) colours under a Gaussian fitted to (M, 3) samples."""
+def _log_density(pixels: np.ndarray, samples: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """Log-likelihood of (N, d) colours under a Gaussian fitted to (M, d) samples (`ridge` added to its variances)."""
     mean = samples.mean(0)
-    cov = np.cov(samples.T) + 1e-3 * np.eye(3)
+    cov = np.cov(samples.T) + ridge * np.eye(samples.shape[1])
     diff = pixels - mean
     inv = np.linalg.inv(cov)
     return -0.5 * np.einsum("ni,ij,nj->n", diff, inv, diff) - 0.5 * np.log(np.linalg.det(cov))
@@ -91,7 +91,7 @@ def head_classes(
     logs[0] = np.where(logs[0] < np.percentile(_log_density(hair_px, hair_px), 5), -np.inf, logs[0])
     if skin_checked is not None:
         unlike = (skin_checked[where] > 0) & (logs[1] < np.percentile(_log_density(skin_px, skin_px), 1))
-        logs[1] = np.where(unlike, -np.inf, logs[1])
+        logs[1] = np.where(unlike & ~shaded_skin(pixels, skin_px), -np.inf, logs[1])
     if skin_allowed is not None:
         barred = skin_allowed[where] < 0.5
         # A skin-coloured strand where no skin can be (sunlit hair beside a cheek) is hair, as likely as it would
@@ -110,6 +110,27 @@ def head_classes(
         full[where] = p
         out.append(np.where(where, _blurred(full, blur) / np.maximum(inside, 1e-3), 0.0).astype(np.float32))
     return out[0], out[1]
+
+
+#: A neck in the chin's shadow is the face's skin, darker: its hue the face skin's, its brightness at least this share
+#: of the face's median. A collar (grey, blue, black) has another hue or is darker still.
+SHADED_SKIN_BRIGHTNESS = 0.35
+
+
+def shaded_skin(pixels: np.ndarray, skin_px: np.ndarray) -> np.ndarray:
+    """Which (N, 3) pixels have the hue of the face's skin (`skin_px`), whatever their shading: their chromaticity
+    (r, g over r + g + b) at least the skin sample's own 1st percentile under its model, their brightness at least
+    `SHADED_SKIN_BRIGHTNESS` of the skin's median. 077436's neck, in shadow, had failed the full colour test under
+    the chin and been painted as background (grey)."""
+
+    def chroma(px: np.ndarray) -> np.ndarray:
+        return px[:, :2] / np.maximum(px.sum(1, keepdims=True), 1e-3)
+
+    # A small ridge: a face's chromaticities spread by about 0.01-0.02, and RGB's 1e-3 would let a grey collar pass
+    # as the hue of a pale face.
+    own = _log_density(chroma(skin_px), chroma(skin_px), ridge=1e-5)
+    hue = _log_density(chroma(pixels), chroma(skin_px), ridge=1e-5) >= np.percentile(own, 1)
+    return hue & (pixels.sum(1) >= SHADED_SKIN_BRIGHTNESS * np.median(skin_px.sum(1)))
 
 
 def _blurred(mask: np.ndarray, radius: float) -> np.ndarray:
