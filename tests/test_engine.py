@@ -278,6 +278,38 @@ def test_a_replayed_step_graph_runs_exactly_as_eager_steps(tiny_net, content_img
     assert np.abs(last[0] - last[1]).max() <= 2  # of 255
 
 
+def test_a_recorded_update_that_goes_wrong_is_undone_and_recorded_again(tiny_net, content_img, style_img, monkeypatch):
+    """With L-BFGS's update in the graph (`cuda_graph_update`), a move that makes the picture NaN is rolled back like
+    any other, and the restarted optimizer (new buffers) gets a graph of its own after its warm-up steps: the old one
+    would have kept moving the old optimizer's buffers."""
+    from style_core.graphs import StepGraph
+    from style_core.lbfgs import LBFGS
+
+    original = LBFGS.static_step
+    calls, recorded = {"n": 0}, []
+
+    def wrecking(self, grad):
+        original(self, grad)
+        calls["n"] += 1
+        if calls["n"] == 6:
+            with torch.no_grad():
+                self.param.fill_(float("nan"))
+
+    def recording(*args, **kwargs):
+        recorded.append(kwargs.get("update") is not None)
+        return StepGraph(*args, **kwargs)
+
+    monkeypatch.setattr(LBFGS, "static_step", wrecking)
+    monkeypatch.setattr(engine, "graph_mode", lambda config, device: "simulate")
+    monkeypatch.setattr(scale_run, "StepGraph", recording)
+    cfg = StyleConfig(size=32, start_size=32, steps=20, checkpoint_every=2, device="cpu", cuda_graph_update=True)
+    frames = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
+    assert frames[-1].is_final and frames[-1].step == 20
+    assert "recovered from an invalid step" in frames[-1].message
+    assert recorded == [True, True]  # the scale's first graph, then the restarted optimizer's
+    assert np.isfinite(np.asarray(frames[-1].image, dtype=float)).all()
+
+
 def test_a_step_graph_that_cannot_be_recorded_falls_back_to_eager_steps(tiny_net, content_img, style_img, monkeypatch):
     cfg = StyleConfig(size=48, start_size=24, steps=20, checkpoint_every=5, device="cpu")
     eager = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
