@@ -39,6 +39,12 @@ class LBFGS:
         self._orders = [torch.roll(torch.arange(history_size, device=dev), -h) for h in range(history_size)]
         self.prev_grad: torch.Tensor | None = None
         self.last_move: torch.Tensor | None = None
+        self._count_t: torch.Tensor | None = None  # `static_step`'s count of stored pairs, on the device
+
+    @property
+    def static_prepared(self) -> bool:
+        """Whether `prepare_static` has run: `static_step` may be called (or recorded)."""
+        return self._count_t is not None
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.param.grad = None

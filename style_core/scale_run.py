@@ -100,13 +100,16 @@ class ScaleRun:
         """Record this scale's step as a CUDA graph (after warm-up steps: cudnn's autotuning, lazy handles, and for
         L-BFGS one eager run of the recordable update): the loss's pass and, for L-BFGS, the update too."""
 
+        whole = self._whole_step
+
         def loss_parts(x: torch.Tensor) -> torch.Tensor:
-            self.before.copy_(x.detach())  # the picture this step scores (see `check_finite`)
+            if whole:  # else `_step` keeps the picture this step scores before the replay (see `check_finite`)
+                self.before.copy_(x.detach())
             return self.objective.parts(x.clamp(0, 1))
 
-        update = (lambda: self.opt.static_step(self.x.grad)) if self._whole_step else None
+        update = (lambda: self.opt.static_step(self.x.grad)) if whole else None
         try:
-            if update is not None and not hasattr(self.opt, "_count_t"):
+            if update is not None and not self.opt.static_prepared:
                 raise RuntimeError("L-BFGS's recordable update was not prepared by a warm-up step")
             self.graph = StepGraph(loss_parts, self.x, simulate=self.graph_mode == "simulate", update=update)
         except Exception as exc:  # an operation that cannot be recorded: go on as before, and say so once

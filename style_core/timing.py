@@ -184,11 +184,6 @@ def painting_seconds(painting: Painting, prices: StepPrices) -> float:
     return estimate_seconds(painting.config, painting.shape_hw, price)
 
 
-def paintings_seconds(paintings: list[Painting], prices: StepPrices) -> float:
-    """The time of several paintings, each at its own size and price."""
-    return sum(painting_seconds(p, prices) for p in paintings)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -10,7 +10,7 @@ from style_core import timing
 from style_core.config import StyleConfig, scale_sizes, steps_per_scale
 from style_core.portrait.schedule import calibration_guidance
 from style_core.tiling import picture_pixels, tile_grid, work_megapixels, work_steps
-from style_core.timing import Painting, StepPrice, StepPrices, StepTimer, estimate_seconds, paintings_seconds
+from style_core.timing import Painting, StepPrice, StepPrices, StepTimer, estimate_seconds, painting_seconds
 
 
 def test_a_steps_price_is_split_into_a_part_per_step_and_a_part_per_megapixel(monkeypatch):
@@ -54,11 +54,11 @@ def test_paintings_are_priced_each_at_its_own_size_and_price():
     plain, guided = StepPrice(0.01, 2.0), StepPrice(0.02, 3.0)
     whole = Painting(StyleConfig(size=384, device="cpu"), (256, 384))
     face = Painting(StyleConfig(size=560, device="cpu"), (560, 560), guided=True)
-    both = paintings_seconds([whole, face], StepPrices(plain, guided))
+    both = painting_seconds(whole, StepPrices(plain, guided)) + painting_seconds(face, StepPrices(plain, guided))
     apart = estimate_seconds(whole.config, whole.shape_hw, plain) + estimate_seconds(face.config, face.shape_hw, guided)
     assert both == pytest.approx(apart)
-    unmeasured = paintings_seconds([whole, face], StepPrices(plain))  # no guided price: priced as plain
-    as_plain = paintings_seconds([whole, Painting(face.config, face.shape_hw)], StepPrices(plain))
+    unmeasured = painting_seconds(face, StepPrices(plain))  # no guided price: priced as plain
+    as_plain = painting_seconds(Painting(face.config, face.shape_hw), StepPrices(plain))
     assert unmeasured == pytest.approx(as_plain)
 
 
