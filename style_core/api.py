@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from . import engine, memory
+from .allocator import freed_memory_kept
 from .backbone import VGGFeatures
 from .config import StyleConfig
 from .devices import pick_device
@@ -46,12 +47,23 @@ def stylize(
     with a warning and the reason in each frame's `message`.
     """
     config = (config or StyleConfig()).validate()
+    with freed_memory_kept():  # a step reuses the last one's buffers instead of faulting in new pages
+        yield from _stylize(content, styles, config, backbone, should_stop)
+
+
+def _stylize(
+    content: ImageSource,
+    styles: ImageSource | Sequence[ImageSource],
+    config: StyleConfig,
+    backbone: VGGFeatures | None,
+    should_stop: Callable[[], bool] | None,
+) -> Iterator[Frame]:
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
     content = load_image(content)
     plan = plan_memory(content, config, backbone)
     config, notice = plan.config, plan.note
     if notice:
-        warnings.warn(notice, RuntimeWarning, stacklevel=2)
+        warnings.warn(notice, RuntimeWarning, stacklevel=3)
     while True:
         attempt = _attempt(content, style_list, config, backbone, should_stop)
         try:
@@ -70,7 +82,7 @@ def stylize(
         if smaller is None:
             raise StylizeError(f"out of memory even at {config.size} px; try a smaller size or the CPU")
         notice = f"out of memory at {config.size} px, so it was painted at {smaller} px"
-        warnings.warn(notice, RuntimeWarning, stacklevel=2)
+        warnings.warn(notice, RuntimeWarning, stacklevel=3)
         config = config.replace(size=smaller, start_size=min(config.start_size, smaller))
 
 

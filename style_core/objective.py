@@ -266,7 +266,7 @@ class Objective:
         for layer, plan in self.style_plan.items():
             f = feats[layer]
             if self._gram:
-                flat = losses.channel_matrix(f)
+                flat = losses.channel_matrix(f, upcast=False)  # gathered in bf16, half the bytes; see _GramTerms
                 pixels = losses.select_pixels(flat, self.packed[layer].index) if self.packed else flat
                 raw.append(losses.gram_terms(pixels, plan))
                 continue

@@ -34,19 +34,19 @@ def data_dir() -> Path:
 def cpu_without_bf16(monkeypatch):
     """Every test sees a CPU without bf16 units unless it asks for them (`bf16_cpu`): the same precision on every
     machine, whatever its CPU."""
-    monkeypatch.setattr(networks, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(networks, "cpu_has_bf16", lambda: False)
 
 
 @pytest.fixture
 def bf16_cpu(monkeypatch):
     """A CPU with bf16 units: runs with `autocast=True` use the network's bf16 copy."""
-    monkeypatch.setattr(networks, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(networks, "cpu_has_bf16", lambda: True)
 
 
 @pytest.fixture(params=["fp32", "bf16"])
 def precision(request, monkeypatch) -> str:
     """Both precisions a CPU run can take; pass `autocast=precision == "bf16"` in the config."""
-    monkeypatch.setattr(networks, "cpu_has_amx", lambda: request.param == "bf16")
+    monkeypatch.setattr(networks, "cpu_has_bf16", lambda: request.param == "bf16")
     return request.param
 
 

@@ -71,6 +71,22 @@ def test_optimizers_and_losses_reduce_the_style_loss(
     assert frames[-1].losses["style"] < 0.5 * frames[0].losses["style"]
 
 
+@pytest.mark.parametrize(
+    ("amx", "avx512_bf16", "expected"), [(True, False, True), (False, True, True), (False, False, False)]
+)
+def test_a_cpu_with_amx_or_avx512_bf16_runs_the_bf16_twin(monkeypatch, amx, avx512_bf16, expected):
+    """AMX (Intel) and AVX512-BF16 alone (AMD Zen 4) both get the bf16 network; a CPU with neither stays in float32.
+    Asks the real detection, not conftest's stand-in."""
+    monkeypatch.undo()  # conftest's autouse stand-in for networks.cpu_has_bf16
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    networks.cpu_has_bf16.cache_clear()
+    try:
+        assert networks.use_autocast(torch.device("cpu")) is expected
+    finally:
+        networks.cpu_has_bf16.cache_clear()
+
+
 def test_low_precision_twin_runs_channels_last_with_the_same_features(tiny_net):
     """The bf16 twin keeps its convolutions channels-last (no reorders around oneDNN's AMX kernels); the features
     are those of the same bf16 network in the default layout, and gradients still reach an NCHW picture."""

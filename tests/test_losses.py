@@ -126,6 +126,34 @@ def test_gram_terms_node_equals_each_regions_gram_match_with_its_gradient(channe
     assert g_got[:, 90:95].abs().max() == 0 and g_got[:, :90].abs().min() > 0
 
 
+def test_gram_terms_on_bf16_pixels_score_in_float32_and_return_a_bf16_gradient():
+    """The bf16 twin's pixels go in as they are: the losses equal those of the same pixels upcast first (float32
+    statistics), and the gradient comes back in bf16, within bf16 rounding of the float32 one, in both forms and on
+    uncovered rows. Fails if the statistics were taken in bf16 (losses off by far more than float32 rounding)."""
+    from style_core.losses import GramTerm, gram_match, gram_terms, weighted_gram
+
+    gen = torch.Generator().manual_seed(5)
+    c, spans = 64, [(0, 3000), (3000, 3040), (3040, 6000)]  # 6000..6100 uncovered
+    rows = torch.rand(6100, c, generator=gen).bfloat16()
+    terms = []
+    for k, (a, b) in enumerate(spans):
+        target = weighted_gram(torch.rand(c, 500, generator=gen) * 1.1, torch.ones(500))
+        weight = None if k == 2 else torch.rand(b - a, generator=gen)
+        terms.append(GramTerm(a, b, *gram_match(target, weight, b - a)))
+    assert [t.match.small for t in terms] == [False, True, False]
+    upstream = torch.rand(len(terms), generator=gen)
+    low = rows.T.detach().requires_grad_(True)  # (C, n) read as transposed rows, as from a channels-last map
+    wide = rows.float().T.detach().requires_grad_(True)
+    got, want = gram_terms(low, terms), gram_terms(wide, terms)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+    (g_low,) = torch.autograd.grad(got @ upstream, low)
+    (g_wide,) = torch.autograd.grad(want @ upstream, wide)
+    assert g_low.dtype == torch.bfloat16
+    torch.testing.assert_close(g_low.float(), g_wide, rtol=2e-2, atol=2e-2 * float(g_wide.abs().max()))
+    assert g_low[:, 6000:].abs().max() == 0
+
+
 def test_channels_last_maps_give_the_same_statistics_without_reordering():
     """The bf16 twin's channels-last feature maps: the same Gram, mean/cov and region gathers as the default
     layout, read as transposed rows (no copy of the whole map at every layer)."""
