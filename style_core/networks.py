@@ -48,9 +48,11 @@ def get_backbone(config: StyleConfig, device: torch.device) -> Backbone:
 
 
 def warm_up(config: StyleConfig) -> str:
-    """Load (and cache) the configured backbone now; returns the weights report and the device."""
+    """Load (and cache) the configured backbone now; returns the weights report, the device and the network's
+    precision (a CPU without bf16 units runs float32, about twice as slow: worth seeing in the status line)."""
     device = pick_device(config.device)
-    return f"{get_backbone(config, device).report} | device: {describe(device)}"
+    precision = "bf16" if config.autocast and use_autocast(device) else "float32"
+    return f"{get_backbone(config, device).report} | device: {describe(device)}, {precision} network"
 
 
 @lru_cache(maxsize=1)

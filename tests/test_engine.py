@@ -87,6 +87,17 @@ def test_a_cpu_with_amx_or_avx512_bf16_runs_the_bf16_twin(monkeypatch, amx, avx5
         networks.cpu_has_bf16.cache_clear()
 
 
+@pytest.mark.parametrize("bf16", [True, False])
+def test_the_status_line_says_which_precision_the_network_runs_in(monkeypatch, bf16):
+    """A CPU without bf16 units paints about twice as slowly: the weights report the app and CLI show says so."""
+    monkeypatch.setattr(networks, "cpu_has_bf16", lambda: bf16)
+    monkeypatch.setattr(networks, "get_backbone", lambda config, device: type("B", (), {"report": "weights: tiny"})())
+    report = networks.warm_up(StyleConfig(device="cpu"))
+    assert report.startswith("weights: tiny | device: cpu (")
+    assert report.endswith("bf16 network" if bf16 else "float32 network")
+    assert networks.warm_up(StyleConfig(device="cpu", autocast=False)).endswith("float32 network")
+
+
 def test_low_precision_twin_runs_channels_last_with_the_same_features(tiny_net):
     """The bf16 twin keeps its convolutions channels-last (no reorders around oneDNN's AMX kernels); the features
     are those of the same bf16 network in the default layout, and gradients still reach an NCHW picture."""
