@@ -1,5 +1,7 @@
 """Portrait mode: mask geometry, guided losses, the warp, the pipeline's fallbacks and its identity score."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -476,11 +478,14 @@ def test_background_kept_from_the_photo_or_flattened():
     masks = {r: np.zeros((h, w), np.float32) for r in REGIONS}
     masks["background"], masks["skin"] = background, 1 - background
     flat = np.full((h, w, 3), 0.5)
-    assert _background(painted, masks, photo, flat, "painted") is painted
-    kept = np.asarray(_background(painted, masks, photo, flat, "photo")).astype(int)
+    style = Image.new("RGB", (30, 30), (0, 0, 250))
+    style_sets = [({"background": np.ones((30, 30))}, style)]
+    plan = SimpleNamespace(masks=masks, warped=photo, flat=flat, style_sets=style_sets)
+    assert np.array_equal(np.asarray(_background(painted, plan, "painted")), np.asarray(painted))  # nothing to remove
+    kept = np.asarray(_background(painted, plan, "photo")).astype(int)
     assert np.abs(kept[:, :20] - np.asarray(photo).astype(int)[:, :20]).max() <= 1  # the photo's own pixels
     assert (kept[:, 30:] == (250, 0, 0)).all()  # the person stays painted
-    simplified = np.asarray(_background(painted, masks, photo, flat, "flat")).astype(int)
+    simplified = np.asarray(_background(painted, plan, "flat")).astype(int)
     assert np.abs(simplified[:, :20] - 128).max() <= 2 and (simplified[:, 30:] == (250, 0, 0)).all()
 
 
@@ -561,3 +566,36 @@ def test_the_canvas_takes_the_styles_scene_palette_and_keeps_the_clothes():
     wall, suit = (20, 10), (h - 5, 10)
     assert out[wall].mean() > 0.85 and photo[wall].mean() < 0.6
     assert abs(out[suit].mean() - photo[suit].mean()) < 0.02
+
+
+def test_specks_leave_a_painted_background_the_style_has_no_texture_for_and_texture_it_has_stays():
+    """Isolated dots on a smooth painted background take their neighbourhood's median; a step edge and the pixels
+    off the background stay; with a textured style background the same dots are the style's texture and stay.
+    Fails without the despeckling (the dots survive) or with a threshold blind to the style (the texture goes)."""
+    from style_core.portrait.finish import SPECK_FLOOR, despeckle, speck_threshold
+
+    rng = np.random.default_rng(0)
+    h, w = 64, 64
+    image = np.zeros((h, w, 3))
+    image[..., 0] = np.linspace(0.6, 0.8, w)[None, :]  # a smooth gradient ...
+    image[:, 40:, 2] = 0.5  # ... with a straight step edge
+    background = np.ones((h, w))
+    background[:, :8] = 0.0  # a strip that is not background
+    dots = [(10, 12), (30, 20), (50, 30), (20, 2)]  # the last one off the background
+    for y, x in dots:
+        image[y, x] = (0.1, 0.9, 0.9)
+    smooth_style = np.repeat(np.linspace(0.2, 0.4, 48)[None, :, None], 48, axis=0).repeat(3, axis=2)
+    style_bg = np.ones((48, 48))
+    threshold = speck_threshold(smooth_style, style_bg)
+    assert threshold == SPECK_FLOOR
+    out = despeckle(image, background, threshold)
+    for y, x in dots[:3]:
+        assert np.abs(out[y, x] - image[y, x - 3]).max() < 0.02  # the dot took its neighbours' colour
+    assert np.array_equal(out[20, 2], image[20, 2])  # off the background: as painted
+    clean = np.ones((h, w), bool)
+    for y, x in dots:
+        clean[max(0, y - 3):y + 4, max(0, x - 3):x + 4] = False
+    assert np.abs(out - image)[clean].max() < 1e-9  # the gradient and the step edge untouched
+    textured_style = rng.random((48, 48, 3))
+    assert speck_threshold(textured_style, style_bg) > 0.9
+    assert np.array_equal(despeckle(image, background, speck_threshold(textured_style, style_bg)), image)

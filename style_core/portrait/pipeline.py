@@ -19,7 +19,15 @@ from .align import find_faces_any_roll, is_profile
 from .caricature import target_landmarks
 from .crops import needs_crop
 from .faces import Face, FaceError, describe_identity, descriptor, find_faces, identity_distance
-from .finish import cartoon_colors, face_detail_restorer, flatten, smooth_skin, surface_content
+from .finish import (
+    cartoon_colors,
+    despeckle,
+    face_detail_restorer,
+    flatten,
+    smooth_skin,
+    speck_threshold,
+    surface_content,
+)
 from .group import SeenScore, paint_faces
 from .masks import REGIONS, content_weight_map, region_masks, scene_mask
 from .warp import warp_to_landmarks
@@ -171,7 +179,7 @@ def _paint_face(
             yield frame
             continue
         image = _finish(frame.image, plan.masks, config, plan.face_width)
-        image = _background(image, plan.masks, plan.warped, plan.flat, config.background)
+        image = _background(image, plan, config.background)
         image, distance = _guard_identity(image, plan, content_img, face, config.identity_target, seen)
         message = "; ".join(m for m in (frame.message, note, describe_identity(distance)) if m)
         yield replace(frame, image=image, identity=distance, message=message)
@@ -262,15 +270,17 @@ def face_box(landmarks: np.ndarray, size: tuple[int, int]) -> tuple[float, float
     return (max(0.0, box[0] / height), max(0.0, box[1] / width), min(1.0, box[2] / height), min(1.0, box[3] / width))
 
 
-def _background(
-    image: Image.Image, masks: dict[str, np.ndarray], photo: Image.Image, flat: np.ndarray, mode: str
-) -> Image.Image:
-    """The background as asked: painted (as it is), flat (the photo's simplified colours) or photo (kept)."""
-    if mode == "painted":
-        return image
+def _background(image: Image.Image, plan: PortraitPlan, mode: str) -> Image.Image:
+    """The background as asked: painted (without the specks the style's background has no texture for), flat (the
+    photo's simplified colours) or photo (kept)."""
     size = image.size
-    keep = _resized(masks["background"], size)[..., None]
-    source = _unit(photo) if mode == "photo" else flatten(flat, max(2, round(max(size) / 64)), eps=4e-3)
+    background = _resized(plan.masks["background"], size)
+    if mode == "painted":
+        style_masks, style = plan.style_sets[0]
+        threshold = speck_threshold(_unit(style.convert("RGB")), style_masks["background"])
+        return _to_image(despeckle(_unit(image), background, threshold))
+    keep = background[..., None]
+    source = _unit(plan.warped) if mode == "photo" else flatten(plan.flat, max(2, round(max(size) / 64)), eps=4e-3)
     if source.shape[:2] != (size[1], size[0]):
         source = _unit(_to_image(source).resize(size, Image.Resampling.BICUBIC))
     return _to_image(_unit(image) * (1 - keep) + source * keep)
