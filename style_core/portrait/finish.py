@@ -180,6 +180,12 @@ SPECK_WINDOW = 5  # px: the specks are one to three pixels across
 SPECK_FLOOR = 0.04  # RGB distance in [0, 1]: below it nothing counts as a speck, however smooth the style
 
 
+def _stray_from_median(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's RGB distance from its SPECK_WINDOW neighbourhood's median, and that median."""
+    median = median_filter(picture, size=(SPECK_WINDOW, SPECK_WINDOW, 1))
+    return np.linalg.norm(picture - median, axis=-1), median
+
+
 def speck_threshold(style: np.ndarray, style_background: np.ndarray) -> float:
     """How far a painted background pixel may stray from its neighbourhood's median: three times as far as the
     style's own background does (its 99th percentile, where `style_background` > 0), and never less than SPECK_FLOOR.
@@ -187,7 +193,7 @@ def speck_threshold(style: np.ndarray, style_background: np.ndarray) -> float:
     core = style_background > 0
     if not core.any():
         return SPECK_FLOOR
-    stray = np.linalg.norm(style - median_filter(style, size=(SPECK_WINDOW, SPECK_WINDOW, 1)), axis=-1)
+    stray, _ = _stray_from_median(style)
     return max(SPECK_FLOOR, 3.0 * float(np.percentile(stray[core], 99)))
 
 
@@ -197,7 +203,7 @@ def despeckle(image: np.ndarray, background: np.ndarray, threshold: float) -> np
     square, the identity guard, the skin smoothing, the warp or bf16). A pixel further than `threshold` from its
     neighbourhood's median takes the median, in proportion to its background mask; edges, which a median keeps, and
     everything off the background stay as painted."""
-    median = median_filter(image, size=(SPECK_WINDOW, SPECK_WINDOW, 1))
-    speck = np.linalg.norm(image - median, axis=-1) > threshold
+    stray, median = _stray_from_median(image)
+    speck = stray > threshold
     weight = (speck & (background >= 0.5)) * background
     return image + (median - image) * weight[..., None]
