@@ -228,6 +228,67 @@ def test_the_painted_hair_is_kept_further_out_than_the_skin():
     assert np.abs(np.diff(out[150], axis=0)).max() < 25
 
 
+def test_the_paste_meets_the_pictures_colours_where_the_picture_shows_not_under_the_face():
+    """The whole picture's own face (unwarped, paler, wider) lies under the crop's middle. The colours of the two
+    paintings are brought together where the picture will show, so that face does not bleed into the crop's fade:
+    it had lit the neck under the astronaut's warped chin as a pale band."""
+    base = np.full((300, 400, 3), (60, 90, 120), np.uint8)
+    yy, xx = np.mgrid[0:300, 0:400]
+    r = np.hypot(xx - 200, yy - 150) / 64  # 1 at the middle of the crop's edge (256 crop px at 0.5 picture px each)
+    base[r < 0.5] = (230, 200, 180)  # the whole picture's face, where the crop counts fully
+    crop = Crop((200.0, 150.0), 0.0, 0.5, 256)
+    painted = Image.new("RGB", (256, 256), (60, 90, 120))  # the crop's painting: the picture's colour around it
+    v, u = np.mgrid[0:256, 0:256]
+    person = np.clip((0.6 - np.hypot(u - 127.5, v - 127.5) / 128) / 0.1, 0, 1)  # the head: the crop fades beside it
+    out = np.asarray(paste(Image.fromarray(base), painted, crop, 1.0, person=person), float)
+    beside = (r > 0.5) & (r < 0.9)
+    assert np.abs(out[beside] - (60, 90, 120)).max() < 3  # before: up to 15 levels paler
+    assert np.abs(out[150, 200] - (60, 90, 120)).max() < 1
+
+
+def test_the_whole_pictures_hair_takes_the_styles_hair_palette_before_the_faces_are_pasted(
+    monkeypatch, config, net, small_crops
+):
+    """The crop's painted hair fades into the whole picture's over its outer part; that picture's hair is given the
+    style's hair palette first, under each crop's hair mask, so the two meet in one colour (the astronaut's hair was
+    the style's dark brown in the crop, ash grey in the picture). Nothing else of the picture is recoloured, and
+    nothing at all without region colours."""
+    photo, style = _pictures()
+    _stub_faces(monkeypatch, GROUP, style.size)
+    masks, bases = [], []
+
+    def green_hair(style_img, style_face, strength):
+        def recolour(picture, hair):
+            masks.append(hair)
+            return picture * (1 - hair[..., None]) + np.array([0.0, 1.0, 0.0]) * hair[..., None]
+
+        return recolour
+
+    real_paste = group.paste
+
+    def spy_paste(base, *args, **kwargs):
+        bases.append(np.asarray(base, float))
+        return real_paste(base, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "hair_colours", green_hair)
+    monkeypatch.setattr(group, "paste", spy_paste)
+    final = list(stylize(photo, style, config, backbone=net))[-1]
+    assert final.image.size == (60, 24) and len(masks) == 3
+    for hair, face in zip(masks, GROUP):
+        assert hair.shape == (24, 60) and hair.max() > 0.9
+        cols = np.nonzero(hair.max(0) > 0.05)[0]
+        assert abs(cols.mean() - face.landmarks[:, 0].mean() * 0.1) < 4  # under its own face (the picture at 0.1x)
+    first = bases[0]  # the picture the first face is pasted into
+    hair = masks[0] > 0.99
+    assert hair.any() and np.abs(first[hair] - (0, 255, 0)).max() <= 1
+    untouched = np.max(masks, axis=0) == 0
+    assert untouched.any() and (np.abs(first[untouched] - (0, 255, 0)).max(-1) > 20).all()
+
+    masks.clear()
+    list(stylize(photo, style, config.replace(region_colors=0.0), backbone=net))
+    assert masks == []
+
+
 def test_a_profile_face_falls_back_to_plain_mode_with_a_message(monkeypatch, config, net, runs):
     lm = synthetic_landmarks(100, 110)
     lm[27:36, 0] = 100 + (lm[27:36, 0] - 100) * 0.3 - 48  # the nose at the face's edge: turned to the side

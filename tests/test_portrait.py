@@ -124,6 +124,26 @@ def test_a_fringe_and_a_strand_inside_the_face_outline_are_hair():
         assert masks["skin"][y, x] > 0.6
 
 
+def test_a_skin_coloured_patch_on_the_crown_is_hair_and_a_bare_forehead_stays_skin():
+    """A sunlit (skin-coloured) patch high on a dark crown, parted from the forehead by hair: it is hair, not skin
+    (the astronaut's blonde crown had a patch painted in the style's skin colour, a pale streak in the dark hair).
+    A bare forehead, which joins the face, stays skin."""
+    def head(yy, xx):  # a head of hair
+        return ((xx - 150) / 100.0) ** 2 + ((yy - 140) / 125.0) ** 2 < 1
+
+    lm, image, skin, yy, xx = _head_picture((0.3, 0.5, 0.9), head)
+    top = lm[17:27, 1].min()
+    patch = (np.abs(xx - 150) < 14) & (yy > 30) & (yy < top - 45)  # well above the hairline, hair all round it
+    image[patch] = SKIN_RGB
+    masks = region_masks(HEAD_SIZE, lm, image=image)
+    rows, cols = np.nonzero(patch)
+    assert len(rows) > 200
+    assert masks["hair"][rows, cols].mean() > 0.7 and masks["skin"][rows, cols].mean() < 0.2
+    forehead = skin & (yy < top - 4) & (np.abs(xx - 150) < 30)
+    rows, cols = np.nonzero(forehead)
+    assert len(rows) > 30 and masks["skin"][rows, cols].mean() > 0.7
+
+
 def test_a_low_cap_of_hair_under_a_crown_of_sky_is_hair():
     """A small head whose hair is a low cap over the forehead, inside the face's outline, with sky where the crown's
     ellipse looks for hair: the sky is not taken for the hair's colour, and the cap is hair (the crown's sky was the

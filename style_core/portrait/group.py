@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -20,7 +20,7 @@ from .. import engine
 from ..config import StyleConfig
 from ..frames import Frame
 from ..images import resize_long_side
-from .crops import Crop, face_crop, paste
+from .crops import Crop, blend_mask, face_crop, paste
 from .faces import Face, describe_identity, descriptor, find_faces, identity_distance
 from .finish import flatten
 from .masks import region_masks
@@ -28,12 +28,17 @@ from .masks import region_masks
 # The whole picture under the faces is painted without guidance or identity guard, so with a milder style than the
 # faces' (style over content weight): at the faces' own weights a dark scene was painted in the style's light colours.
 SCENE_STYLE_RATIO = 2.0
+#: The hair's recolouring in the whole picture fades out over this outer part of the crop's radius (`blend_mask`):
+#: short hair lies inside it and is recoloured fully, long hair that runs on past the crop changes colour over it.
+HAIR_RECOLOUR_FADE = 0.15
 
 # A painting of a crop -> its face's identity distance as the finished picture will show it (None: no face there).
 SeenScore = Callable[[Image.Image], float | None]
 # paint_one(crop picture, its face, config, seen score) -> frames of the single-face pipeline, the last final and
 # scored; its identity guard judges each candidate with the seen score.
 PaintOne = Callable[[Image.Image, Face, StyleConfig, SeenScore], Iterator[Frame]]
+# hair_colours(picture H x W x 3 in [0, 1], hair mask H x W) -> the picture with that hair in the style's hair palette.
+HairColours = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def paint_faces(
@@ -45,22 +50,25 @@ def paint_faces(
     backbone=None,
     should_stop: Callable[[], bool] | None = None,
     note: str = "",
+    hair_colours: HairColours | None = None,
 ) -> Iterator[Frame]:
     """The whole picture, then each face from its crop; the final frame carries the worst face's identity and
-    the message lists each face's."""
+    the message lists each face's. With `hair_colours`, the whole picture's hair is given the style's hair palette
+    under each crop's hair mask (`hair_recoloured`) before the faces are pasted into it."""
     started = time.perf_counter()
+    out_per_picture = resize_long_side(content, config.size).width / content.width
+    cuts = [FaceCut.of(content, face, out_per_picture) for face in faces]
     base, frame = yield from _base(content, styles, config, backbone, should_stop, len(faces))
-    out_per_picture = base.width / content.width
+    if hair_colours is not None and config.region_colors > 0:
+        base = hair_recoloured(base, cuts, hair_colours, out_per_picture)
     crop_scores: list[float | None] = []
-    for i, face in enumerate(faces):
+    for i, (face, face_cut) in enumerate(zip(faces, cuts)):
         if should_stop is not None and should_stop():
             break
-        crop = face_crop(face, face.width * out_per_picture)
-        cut = crop.cut(content)
-        crop_face = _face_in_crop(cut, face, crop)
+        crop, cut, crop_face = face_cut.crop, face_cut.cut, face_cut.face
         label = f"face {i + 1} of {len(faces)}" if len(faces) > 1 else "the face"
         last = None
-        seen = SeenInPicture(content, face, cut, crop_face, crop, base, out_per_picture)
+        seen = SeenInPicture(content, face, cut, crop_face, crop, base, out_per_picture, face_cut.masks)
         for last in paint_one(cut, crop_face, config.replace(size=crop.side, face_index=0), seen):
             if not last.is_final:
                 yield replace(last, painting=label)
@@ -88,6 +96,49 @@ def paint_faces(
         elapsed=time.perf_counter() - started,  # the whole run's, not its last painting's
         painting="",
     )
+
+
+@dataclass(frozen=True)
+class FaceCut:
+    """One face's upright crop of the photo: where it lies, its pixels, the face found in it and its region masks
+    (in the crop's pixels, which its painting has too)."""
+
+    crop: Crop
+    cut: Image.Image
+    face: Face
+    masks: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, content: Image.Image, face: Face, out_per_picture: float) -> FaceCut:
+        crop = face_crop(face, face.width * out_per_picture)
+        cut = crop.cut(content)
+        crop_face = _face_in_crop(cut, face, crop)
+        return cls(crop, cut, crop_face, _cut_masks(cut, crop_face, cut.size))
+
+    def hair_in_picture(self, size: tuple[int, int], out_per_picture: float) -> np.ndarray:
+        """The crop's hair mask laid onto the picture of `size`, faded out towards the crop's rim as the paste fades
+        (long hair runs on past the crop, and its colour must change gradually there, not at the crop's edge)."""
+        hair = self.masks["hair"] * blend_mask(self.cut.width, HAIR_RECOLOUR_FADE)
+        laid = self.crop.back(Image.fromarray((hair * 255 + 0.5).astype(np.uint8)), size, out_per_picture)
+        return np.asarray(laid, dtype=np.float64) / 255.0
+
+
+def hair_recoloured(
+    base: Image.Image, cuts: list[FaceCut], hair_colours: HairColours, out_per_picture: float
+) -> Image.Image:
+    """The picture the faces are pasted into, with each face's hair in the style's hair palette.
+
+    A crop's painted hair fades into this picture over its outer part (`crops.HAIR_FADE`), where the paste also
+    brings the two paintings' low frequencies together, so hair left in the photo's colour here greyed the crop's
+    painted hair at its sides and crown: the astronaut x 077436 at 384 px, blonde, had the style's dark brown in the
+    crop and ash grey in the finished picture. Recoloured before the whole picture's painting, it went grey again in
+    the painting (the picture's hair 120/117/100 in RGB against 31/27/20 in the crop); recoloured after it, the
+    finished hair is 36/32/25. look.py, portrait.py's run: the astronaut x 077436 style_x 0.52 -> 0.45 (identity
+    0.451 -> 0.465), VToonify's 038648, painted from a crop too, 0.82 -> 0.62."""
+    arr = np.asarray(base.convert("RGB"), dtype=np.float64) / 255.0
+    for face_cut in cuts:
+        arr = hair_colours(arr, face_cut.hair_in_picture(base.size, out_per_picture))
+    return Image.fromarray((arr * 255 + 0.5).clip(0, 255).astype(np.uint8))
 
 
 def _base(content, styles, config, backbone, should_stop, n_faces):
@@ -128,16 +179,19 @@ class SeenInPicture:
         crop: Crop,
         base: Image.Image,
         out_per_picture: float,
+        cut_masks: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.content, self.face, self.cut, self.crop_face = content, face, cut, crop_face
         self.crop, self.base, self.out_per_picture = crop, base, out_per_picture
+        self.cut_masks = cut_masks  # the crop's region masks at its own size, when already found
         self.masks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.reference: np.ndarray | None = None
         self.crop_reference: np.ndarray | None = None
 
     def paste(self, painted: Image.Image) -> Image.Image:
         if painted.size not in self.masks:
-            self.masks[painted.size] = person_mask(self.cut, self.crop_face, painted.size)
+            known = self.cut_masks if painted.size == self.cut.size else None
+            self.masks[painted.size] = person_mask(self.cut, self.crop_face, painted.size, known)
         person, hair = self.masks[painted.size]
         return paste(self.base, painted, self.crop, self.out_per_picture, person=person, hair=hair)
 
@@ -159,14 +213,20 @@ class SeenInPicture:
         return identity_distance(self.cut, small, self.crop_face, self.crop_reference)
 
 
-def person_mask(cut: Image.Image, face: Face, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Where the crop shows the person (face, hair, neck: everything but the background), and where its hair, soft,
-    at `size`: found by colour on the photo's crop, widened and feathered so the painted hair's edge and the warp's
-    small moves stay inside."""
+def _cut_masks(cut: Image.Image, face: Face, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The region masks of the photo's crop at `size`, found by colour."""
     picture = cut.convert("RGB").resize(size, Image.Resampling.BILINEAR)
-    landmarks = face.landmarks * (size[0] / cut.width)
-    masks = region_masks(size, landmarks, image=np.asarray(picture, np.float64) / 255.0)
-    face_w = float(np.ptp(landmarks[:17, 0])) or 1.0
+    return region_masks(size, face.landmarks * (size[0] / cut.width), image=np.asarray(picture, np.float64) / 255.0)
+
+
+def person_mask(
+    cut: Image.Image, face: Face, size: tuple[int, int], masks: dict[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the crop shows the person (face, hair, neck: everything but the background), and where its hair, soft,
+    at `size`: found by colour on the photo's crop (or the crop's `masks` at that size), widened and feathered so
+    the painted hair's edge and the warp's small moves stay inside."""
+    masks = _cut_masks(cut, face, size) if masks is None else masks
+    face_w = float(np.ptp(face.landmarks[:17, 0]) * size[0] / cut.width) or 1.0
 
     def widened(mask: np.ndarray) -> np.ndarray:
         grown = ndimage.maximum_filter(mask, size=max(3, round(0.08 * face_w)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from scipy.ndimage import gaussian_filter, maximum_filter
+from scipy.ndimage import gaussian_filter, label, maximum_filter
 
 REGIONS = ("skin", "eyes", "brows", "nose", "mouth", "hair", "background")
 JAW, BROW_R, BROW_L = slice(0, 17), slice(17, 22), slice(22, 27)
@@ -160,6 +160,20 @@ def skin_places(size: tuple[int, int], lm: np.ndarray, face: np.ndarray, cx: flo
     return np.maximum.reduce([band, forehead, neck]).astype(np.float32)
 
 
+def crown_islands(face: np.ndarray, lm: np.ndarray, margin: int) -> np.ndarray:
+    """1 on skin-coloured patches above the brows that do not join the face's own skin, widened by `margin` pixels:
+    sunlit strands on the crown seen through darker hair (the astronaut's blonde crown had a patch painted as skin,
+    in the style's skin colour, a pale streak in the dark hair). A forehead joins the face; such a patch is hair."""
+    labels, _ = label(face > 0.5)
+    height, width = face.shape
+    x, y = (int(np.clip(round(v), 0, n - 1)) for v, n in zip(lm[30], (width, height)))  # the nose tip: the face's own
+    own = labels[y, x]
+    islands = (labels > 0) & (labels != own) & (above_brows((width, height), lm) > 0)
+    if not islands.any():
+        return np.zeros_like(face)
+    return maximum_filter(islands.astype(np.float32), size=2 * margin + 1)
+
+
 def face_rim(size: tuple[int, int], lm: np.ndarray) -> np.ndarray:
     """Where hair may lie inside the face's outline: everything above the brows (a fringe) and the outer band of the
     face, outside the brows and the lower jaw pulled a fifth of the way in (a strand down the temple or the cheek).
@@ -233,6 +247,8 @@ def region_masks(
             hair_p, skin_p = classes
             head_a = wide * hair_p * (1 - neck)  # a collar under the chin is not hair
             face = np.clip(face - rim + candidates * skin_p, 0, 1)  # the forehead up to the hairline, the neck
+            strands = face * crown_islands(face, lm, max(1, round(0.03 * face_w)))
+            face, head_a = face - strands, np.clip(head_a + strands, 0, 1)
 
     parts = {"eyes": eyes, "brows": brows * (1 - eyes), "nose": nose, "mouth": mouth}
     taken = np.zeros_like(face)

@@ -28,7 +28,7 @@ from .finish import (
     speck_threshold,
     surface_content,
 )
-from .group import SeenScore, paint_faces
+from .group import HairColours, SeenScore, paint_faces
 from .masks import REGIONS, content_weight_map, region_masks, scene_mask
 from .warp import warp_to_landmarks
 
@@ -119,6 +119,18 @@ def _style_masks(img: Image.Image, face: Face | None) -> tuple[dict[str, np.ndar
     return masks, small
 
 
+def hair_colours(style: Image.Image, style_face: Face, strength: float) -> HairColours:
+    """Hair given the style's hair palette, as the canvas's hair is (`cartoon_colors`), for the whole picture a
+    face's crop is pasted into."""
+    masks, small = _style_masks(style, style_face)
+    palette = _unit(small.convert("RGB"))
+
+    def recolour(picture: np.ndarray, hair: np.ndarray) -> np.ndarray:
+        return cartoon_colors(picture, {"hair": hair}, palette, masks, strength)
+
+    return recolour
+
+
 def _landmarks_on(small: Image.Image, img: Image.Image, face: Face) -> np.ndarray:
     """The style face's landmarks in the pixels of `small`, its resized copy of `img`."""
     return face.landmarks * (small.width / img.width)
@@ -160,7 +172,8 @@ def stylize_portrait(
         return _paint_face(picture, style_imgs, face, style_faces, cfg, backbone, should_stop, "", seen)
 
     if len(chosen) > 1 or needs_crop(chosen[0], content_img, several=False):
-        yield from paint_faces(content_img, style_imgs, chosen, config, paint_one, backbone, should_stop, note)
+        hair = hair_colours(style_imgs[0], style_faces[0], config.region_colors)
+        yield from paint_faces(content_img, style_imgs, chosen, config, paint_one, backbone, should_stop, note, hair)
         return
     yield from _paint_face(content_img, style_imgs, chosen[0], style_faces, config, backbone, should_stop, note)
 
