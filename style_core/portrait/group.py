@@ -56,9 +56,10 @@ def paint_faces(
     the message lists each face's. With `hair_colours`, the whole picture's hair is given the style's hair palette
     under each crop's hair mask (`hair_recoloured`) before the faces are pasted into it."""
     started = time.perf_counter()
-    out_per_picture = resize_long_side(content, config.size).width / content.width
-    cuts = [FaceCut.of(content, face, out_per_picture) for face in faces]
+    planned = resize_long_side(content, config.size).width / content.width
+    cuts = [FaceCut.of(content, face, planned) for face in faces]
     base, frame = yield from _base(content, styles, config, backbone, should_stop, len(faces))
+    out_per_picture = base.width / content.width  # as painted (the memory guard may have painted it smaller)
     if hair_colours is not None and config.region_colors > 0:
         base = hair_recoloured(base, cuts, hair_colours, out_per_picture)
     crop_scores: list[float | None] = []
