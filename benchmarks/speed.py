@@ -134,11 +134,16 @@ def project_config(size: int, device: str, backbone: str) -> StyleConfig:
     each step reads the whole history several times, after the network's pass has flushed the caches, and the older
     pairs describe a picture already left behind (15-25 pairs reached it one step sooner and 0.2-0.4 s sooner; 10,
     a step later). 100 steps, not 60, since the seed's objective is its typical result (SEED_SNAPSHOTS): at 256 px
-    the project reached 4.19e6 at its 51st full-size step (history 20, 30 or 50 alike), after 7.6-8.2 s."""
+    the project reached 4.19e6 at its 51st full-size step (history 20, 30 or 50 alike), after 7.6-8.2 s.
+
+    L-BFGS's first guess smoothed (`lbfgs_smoothing`, see `style_core/lbfgs.py`): this objective's TV term is the
+    classic 100 in pixel units, so its curvature grows with spatial frequency. Measured at 256 px (session 17, the
+    AMD host), the full size's frames before the first at the seed's objective: 47 plain; 42, 38, 35, 34, 34, 35, 35,
+    44 with smoothing 0.3, 1, 4, 6, 8, 12, 16, 64 (10.1-10.6 s at 8, 14.2 s plain)."""
     steps = max(100, round(size * 0.4))
     return seed_objective_config(size, device, backbone).replace(
         optimizer="lbfgs", init="content", start_size=min(128, size), scale_factor=2.0, steps=steps,
-        schedule_decay=2.0, lbfgs_history=20, checkpoint_every=1,
+        schedule_decay=2.0, lbfgs_history=20, lbfgs_smoothing=8.0, checkpoint_every=1,
     )
 
 

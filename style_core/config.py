@@ -82,6 +82,11 @@ class StyleConfig:
     lr: float = field(default=0.02, metadata={"help": "Adam step size in [0,1] pixel units"})
     ema_decay: float = field(default=0.9, metadata={"help": "Adam: decay of the moving average of iterates (0: off)"})
     lbfgs_history: int = field(default=50, metadata={"help": "L-BFGS history size"})
+    lbfgs_smoothing: float = field(
+        default=0.0,
+        metadata={"help": "L-BFGS's first guess of each step smoothed, 1 / (1 + this x the picture's Laplacian): "
+                  "fewer steps when the TV weight is large (0: plain L-BFGS)"},
+    )
     warm_curvature: bool = field(
         default=True, metadata={"help": "L-BFGS starts each scale from the previous scale's curvature pairs"}
     )
@@ -203,6 +208,7 @@ class StyleConfig:
         need(0 < self.lr <= 10, "lr", "in (0, 10]")
         need(0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)")
         need(1 <= self.lbfgs_history <= 1000, "lbfgs_history", "between 1 and 1000")
+        need(0 <= self.lbfgs_smoothing <= 1000, "lbfgs_smoothing", "between 0 and 1000")
         need(self.init in INITS, "init", " or ".join(INITS))
         need(0 <= self.init_noise <= 1, "init_noise", "in [0, 1]")
         need(0 <= self.early_stop < 1, "early_stop", "in [0, 1)")

@@ -143,7 +143,8 @@ class ScaleRun:
             self.x.grad = None
         if self.config.optimizer == "lbfgs":
             self.opt: LBFGS | torch.optim.Optimizer = LBFGS(
-                self.x, lr=self.lr_scale, history_size=self.config.lbfgs_history
+                self.x, lr=self.lr_scale, history_size=self.config.lbfgs_history,
+                smoothing=self.config.lbfgs_smoothing,
             )
             # A restart after a bad step forgets the inherited pairs too: they may be what went wrong.
             if self.inherited is not None and self.lr_scale == 1.0:
