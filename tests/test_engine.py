@@ -397,3 +397,26 @@ def test_resized_pairs_keep_the_moves_and_scale_the_gradient_changes():
     assert s_fine.shape == y_fine.shape == (2, 3 * 8 * 10)
     torch.testing.assert_close(s_fine, torch.full_like(s_fine, 0.25))
     torch.testing.assert_close(y_fine, torch.full_like(y_fine, 2.0))  # 4x the pixels: a quarter of the change
+
+
+def test_lbfgs_smoothing_reaches_the_optimizer_and_a_tv_heavy_objective_goes_lower_in_the_same_steps(
+    tiny_net, content_img, style_img, monkeypatch
+):
+    """`lbfgs_smoothing` shapes each scale's L-BFGS first guess (`lbfgs.SmoothingFilter`); with a large TV weight the
+    run ends lower in the same steps (the tiny network, tv 1000: 3.48 plain, 2.75 smoothed when written)."""
+    filters = []
+    real = scale_run.ScaleRun._make_optimizer
+
+    def spy(self):
+        real(self)
+        filters.append(self.opt.smooth)
+
+    monkeypatch.setattr(scale_run.ScaleRun, "_make_optimizer", spy)
+    cfg = StyleConfig(size=48, start_size=24, steps=30, checkpoint_every=1, device="cpu", autocast=False,
+                      tv_weight=1000.0)
+    plain = list(stylize(content_img, style_img, cfg, backbone=tiny_net))[-1].losses["total"]
+    assert filters and all(f is None for f in filters)
+    filters.clear()
+    smoothed = list(stylize(content_img, style_img, cfg.replace(lbfgs_smoothing=8.0), backbone=tiny_net))[-1]
+    assert filters and all(f is not None for f in filters)
+    assert smoothed.losses["total"] < 0.95 * plain
