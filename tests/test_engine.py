@@ -271,18 +271,20 @@ def test_a_step_that_wrecks_the_picture_is_undone_not_kept(tiny_net, content_img
     assert final.mean() < 0.95, "the run ended on the wrecked (white) picture"
 
 
-@pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs-update-recorded", "adam"])
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs-update-recorded", "lbfgs-update-recorded-smoothed", "adam"])
 def test_a_replayed_step_graph_runs_exactly_as_eager_steps(tiny_net, content_img, style_img, monkeypatch, optimizer):
     """A CUDA graph overwrites the loss and the gradient in place at every replay. Simulated on the CPU (the same
     fixed buffers, filled by an eager pass), the run must be step for step the one without graphs: nothing kept
     across steps (L-BFGS's last gradient, the scale's first loss) may alias the replayed buffers. Adam's run is the
     same to the bit, and so is L-BFGS's with its update run eagerly; its recorded update (`cuda_graph_update`) sums
-    over all its history rows, the empty ones as zeros, so that run agrees to rounding."""
+    over all its history rows, the empty ones as zeros, so that run agrees to rounding, with its first guess smoothed
+    (`lbfgs_smoothing`) too."""
     from style_core.graphs import StepGraph
 
-    update = optimizer == "lbfgs-update-recorded"
+    update = optimizer.startswith("lbfgs-update-recorded")
     cfg = StyleConfig(size=48, start_size=24, steps=30, checkpoint_every=5, device="cpu",
-                      optimizer=optimizer.split("-")[0], cuda_graph_update=update)
+                      optimizer=optimizer.split("-")[0], cuda_graph_update=update,
+                      lbfgs_smoothing=8.0 if optimizer.endswith("smoothed") else 0.0)
     eager = list(stylize(content_img, style_img, cfg, backbone=tiny_net))
     recorded = []
 
