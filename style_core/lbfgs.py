@@ -20,8 +20,8 @@ Laplacian), applied per channel with an FFT (`SmoothingFilter`), and h = s.y / (
 Nocedal & Wright 7.2). A total-variation term makes a picture's curvature grow with spatial frequency, so a plain first
 guess moves the fine detail too far and the broad colour fields too little, and the history has to learn that; a
 first guess shaped like it leaves the history the rest. On speed.py's objective (its TV weight is the classic 100 in
-pixel units), 256 px: the seed recipe's objective after 34-35 full-size steps with smoothing 4-16 against 47 without
-(docs/PERFORMANCE.md). 0 is plain L-BFGS, to the bit.
+pixel units), 256 px: 34-35 full-size frames before the first at the seed recipe's objective with smoothing 4-16,
+47 without (docs/PERFORMANCE.md). 0 is plain L-BFGS, to the bit.
 """
 
 from __future__ import annotations
