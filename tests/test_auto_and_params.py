@@ -135,6 +135,7 @@ WRONG = [
     ("extra_json", '{"style_scale": 8}', "'style_scale' is limited to 3"),
     ("extra_json", '{"tv_weight": -1}', "tv_weight must be a finite number >= 0"),
     ("extra_json", '{"lbfgs_history": 1e9}', "'lbfgs_history' is limited to 200"),
+    ("extra_json", '{"lbfgs_smoothing": -1}', "lbfgs_smoothing must be between 0 and 1000"),
     ("extra_json", 5, "extra_json must be JSON text"),
 ]
 
