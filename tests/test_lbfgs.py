@@ -25,14 +25,31 @@ def _step(opt, x: torch.Tensor, f) -> None:
     opt.step(closure)
 
 
-def _run(make_opt, f, steps: int) -> list[torch.Tensor]:
-    x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
+def _run(make_opt, f, steps: int, shape: tuple[int, ...] = (40,)) -> list[torch.Tensor]:
+    x = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
     opt = make_opt(x)
     path = []
     for _ in range(steps):
         _step(opt, x, f)
         path.append(x.detach().clone())
     return path
+
+
+def _static_run(make_opt, f, steps: int, shape: tuple[int, ...] = (40,)) -> tuple[list[torch.Tensor], LBFGS]:
+    """The path of the recordable update (what a CUDA graph replays): the first step the plain one (no pair yet), then
+    `static_step` with the count moved by the caller, as the scale run does."""
+    x = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+    opt = make_opt(x)
+    _step(opt, x, f)
+    opt.prepare_static()
+    path = [x.detach().clone()]
+    for _ in range(steps - 1):
+        x.grad = None
+        f(x).backward()
+        opt.static_step(x.grad)
+        opt.count += 1
+        path.append(x.detach().clone())
+    return path, opt
 
 
 def test_same_iterates_as_torch_lbfgs_on_a_convex_quadratic():
@@ -115,18 +132,7 @@ def test_the_recordable_step_takes_the_same_path_as_the_plain_one_before_and_aft
     records) moves the picture as `step` does, while the history fills and after it wraps."""
     f = _quadratic()
     plain = _run(lambda x: LBFGS(x, lr=1.0, history_size=5), f, 14)
-
-    x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
-    opt = LBFGS(x, lr=1.0, history_size=5)
-    _step(opt, x, f)  # the first step (no pair yet) is always the plain one
-    opt.prepare_static()
-    static = [x.detach().clone()]
-    for _ in range(13):
-        x.grad = None
-        f(x).backward()
-        opt.static_step(x.grad)
-        opt.count += 1
-        static.append(x.detach().clone())
+    static, opt = _static_run(lambda x: LBFGS(x, lr=1.0, history_size=5), f, 14)
     for a, b in zip(plain, static):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(opt.pairs()[0], _plain_pairs_after(14)[0])
@@ -195,24 +201,11 @@ def test_a_smoothed_first_guess_needs_far_fewer_steps_when_the_curvature_grows_w
 def test_the_recordable_step_takes_the_same_path_as_the_plain_one_with_smoothing_too():
     f, _ = _tv_heavy_quadratic()
 
-    def start() -> tuple[torch.Tensor, LBFGS]:
-        x = torch.zeros(PICTURE, dtype=torch.float64, requires_grad=True)
-        return x, LBFGS(x, lr=1.0, history_size=5, smoothing=20.0)
+    def make(x: torch.Tensor) -> LBFGS:
+        return LBFGS(x, lr=1.0, history_size=5, smoothing=20.0)
 
-    x, opt = start()
-    plain = []
-    for _ in range(12):
-        _step(opt, x, f)
-        plain.append(x.detach().clone())
-    x, opt = start()
-    _step(opt, x, f)
-    opt.prepare_static()
-    static = [x.detach().clone()]
-    for _ in range(11):
-        x.grad = None
-        f(x).backward()
-        opt.static_step(x.grad)
-        opt.count += 1
-        static.append(x.detach().clone())
+    plain = _run(make, f, 12, PICTURE)
+    static, _ = _static_run(make, f, 12, PICTURE)
+    assert len(static) == len(plain) == 12
     for a, b in zip(plain, static):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
