@@ -87,15 +87,22 @@ def load_look():
     return module
 
 
-def middle_grams(look, img: Image.Image) -> list | None:
-    """Gram matrices of the middle half of the face square that look.measure crops (the same detector, landmarks
-    and box: 1.4 jaw widths around the nose), enlarged to look.py's crop size; None where it finds no face."""
+def face_landmarks(look, img: Image.Image) -> np.ndarray | None:
+    """The 68 landmarks of the largest face, found as look.measure finds them (HOG, then the CNN detector)."""
     rgb = np.asarray(img.convert("RGB"))
     boxes = list(look._hog(rgb, 1)) or [r.rect for r in look._cnn(rgb, 1)]
     if not boxes:
         return None
     shape = look._shape(rgb, max(boxes, key=lambda r: r.area()))
-    lm = np.array([(p.x, p.y) for p in shape.parts()], float)
+    return np.array([(p.x, p.y) for p in shape.parts()], float)
+
+
+def middle_grams(look, img: Image.Image) -> list | None:
+    """Gram matrices of the middle half of the face square that look.measure crops (the same detector, landmarks
+    and box: 1.4 jaw widths around the nose), enlarged to look.py's crop size; None where it finds no face."""
+    lm = face_landmarks(look, img)
+    if lm is None:
+        return None
     quarter = 0.35 * (lm[16, 0] - lm[0, 0])  # half of look.py's half side
     cx, cy = lm[27:36].mean(0)
     box = tuple(round(v) for v in (cx - quarter, cy - quarter, cx + quarter, cy + quarter))

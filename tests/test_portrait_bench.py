@@ -44,8 +44,7 @@ def test_face_x_ignores_the_surround_that_style_x_counts(bench, look, data_dir):
     photo, style = load_image(data_dir / "brad_pitt.jpg"), load_image(data_dir / "Cartoons_00003_01.jpg")
     p, s = bench.measure_reference(look, photo), bench.measure_reference(look, style)
     rgb = np.asarray(photo.convert("RGB"))
-    box = max(look._hog(rgb, 1), key=lambda r: r.area())
-    points = np.array([(q.x, q.y) for q in look._shape(rgb, box).parts()], float)
+    points = bench.face_landmarks(look, photo)
     half = 0.7 * (points[16, 0] - points[0, 0])  # look.py's crop: 1.4 jaw widths around the nose
     cx, cy = points[27:36].mean(0)
     covered = rgb.copy()
