@@ -4,10 +4,12 @@ For each photo (brad_pitt, 077417, unsplash-rDEOVtE7vOs) and style face (an anim
 `anchors/077436_vtoonify_d.jpg`, and a 2-D drawing, `Cartoons_00003_01.jpg`) it paints the photo in plain mode
 (`balanced`) and in portrait mode (`pixar-portrait`) and prints look.py's four numbers and the time of each. With
 `--anchors` it also paints VToonify's own three input photos with the animated-film face and prints VToonify's
-numbers beside ours (the same photo, the same style face, look.py on both). With `--unseen` it also paints a
-face and a still that nothing was tuned on: the astronaut portrait (Eileen Collins, NASA, public domain) that ships
-inside scikit-image's wheel (fetched with `pip download` when the package is missing), with the animated-film face
-and with the project's own generated cartoon face (`examples/content_generated_face.png`). A contact sheet goes to
+numbers beside ours (the same photo, the same style face, look.py on both). With `--unseen` it also paints faces
+and a still that nothing was tuned on: the astronaut portrait (Eileen Collins, NASA, public domain) that ships
+inside scikit-image's wheel (fetched with `pip download` when the package is missing) and Barack Obama's official
+portrait (Pete Souza, the White House, public domain) from the test images of face_recognition's source package on
+PyPI, each with the animated-film face and with the project's own generated cartoon face
+(`examples/content_generated_face.png`). A contact sheet goes to
 benchmarks/out/portrait_contact_sheet.png: photo | plain | portrait | VToonify where one exists.
 
 Beside look.py's four numbers each row has `face_x`: style_x measured on the middle half of look.py's face crop
@@ -29,6 +31,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -58,6 +61,8 @@ TARGETS = {
 TILE = 220
 GENERATED_STILL = Path(__file__).resolve().parents[1] / "examples" / "content_generated_face.png"
 SKIMAGE_WHEEL = "scikit-image==0.26.0"
+FACE_RECOGNITION_SDIST = "face_recognition==1.3.0"
+OBAMA_IN_SDIST = "face_recognition-1.3.0/tests/test_images/obama.jpg"
 
 
 def astronaut() -> Image.Image:
@@ -73,6 +78,19 @@ def astronaut() -> Image.Image:
                 subprocess.run(cmd, check=True)
                 wheel = next(Path(tmp).glob("*.whl"))
                 cached.write_bytes(zipfile.ZipFile(wheel).read("skimage/data/astronaut.png"))
+    return load_image(cached)
+
+
+def obama() -> Image.Image:
+    """A second portrait nothing here was tuned on (the White House's official portrait, 2012, public domain): a
+    short-haired man before a window between red curtains, from face_recognition's source package on PyPI."""
+    cached = OUT / "obama.jpg"
+    if not cached.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d", tmp]
+            subprocess.run([*cmd, FACE_RECOGNITION_SDIST], check=True)
+            with tarfile.open(next(Path(tmp).glob("*.tar.gz"))) as sdist:
+                cached.write_bytes(sdist.extractfile(OBAMA_IN_SDIST).read())
     return load_image(cached)
 
 
@@ -168,7 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--anchors", action="store_true", help="also paint VToonify's inputs and compare")
-    parser.add_argument("--unseen", action="store_true", help="also paint a face and a still nothing was tuned on")
+    parser.add_argument("--unseen", action="store_true", help="also paint faces and a still nothing was tuned on")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     look = load_look()
@@ -191,20 +209,20 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     if args.unseen:
         OUT.mkdir(exist_ok=True)
-        photo = astronaut()
-        photo_look = measure_reference(look, photo)
-        for style_name, style_path in (("toon", TOON), ("cartoon", GENERATED_STILL)):
-            style = load_image(style_path)
-            image, seconds = paint(photo, style, "pixar-portrait", args.size)
-            row = {"photo": "astronaut (scikit-image)", "style": style_path.name}
-            row["portrait"] = {**measure(look, photo_look, measure_reference(look, style), image), "s": seconds}
-            row["meets_targets"] = meets(row["portrait"], TARGETS[style_name])
-            rows.append(row)
-            sheet_rows.append(
-                [label(photo, "astronaut"), label(image, f"portrait: {short(row['portrait'])}"),
-                 label(style, style_path.name)]
-            )
-            print(json.dumps(row), flush=True)
+        for photo_name, photo in (("astronaut (scikit-image)", astronaut()), ("obama (face_recognition)", obama())):
+            photo_look = measure_reference(look, photo)
+            for style_name, style_path in (("toon", TOON), ("cartoon", GENERATED_STILL)):
+                style = load_image(style_path)
+                image, seconds = paint(photo, style, "pixar-portrait", args.size)
+                row = {"photo": photo_name, "style": style_path.name}
+                row["portrait"] = {**measure(look, photo_look, measure_reference(look, style), image), "s": seconds}
+                row["meets_targets"] = meets(row["portrait"], TARGETS[style_name])
+                rows.append(row)
+                sheet_rows.append(
+                    [label(photo, photo_name.split()[0]), label(image, f"portrait: {short(row['portrait'])}"),
+                     label(style, style_path.name)]
+                )
+                print(json.dumps(row), flush=True)
     if args.anchors:
         for stem, style_path in ANCHOR_PAIRS.items():
             photo, style = load_image(ANCHORS / f"{stem}_input.jpg"), load_image(style_path)
