@@ -6,9 +6,10 @@ For each photo (brad_pitt, 077417, unsplash-rDEOVtE7vOs) and style face (an anim
 `--anchors` it also paints VToonify's own three input photos with the animated-film face and prints VToonify's
 numbers beside ours (the same photo, the same style face, look.py on both). With `--unseen` it also paints faces
 and a still that nothing was tuned on: the astronaut portrait (Eileen Collins, NASA, public domain) that ships
-inside scikit-image's wheel (fetched with `pip download` when the package is missing) and Barack Obama's official
-portrait (Pete Souza, the White House, public domain) from the test images of face_recognition's source package on
-PyPI, each with the animated-film face and with the project's own generated cartoon face
+inside scikit-image's wheel (fetched with `pip download` when the package is missing), and Barack Obama's official
+portrait and a full-length one of Joe Biden (the White House, public domain) from the test images of
+face_recognition's source package on PyPI, each with the animated-film face and with the project's own generated
+cartoon face
 (`examples/content_generated_face.png`). A contact sheet goes to
 benchmarks/out/portrait_contact_sheet.png: photo | plain | portrait | VToonify where one exists.
 
@@ -62,7 +63,7 @@ TILE = 220
 GENERATED_STILL = Path(__file__).resolve().parents[1] / "examples" / "content_generated_face.png"
 SKIMAGE_WHEEL = "scikit-image==0.26.0"
 FACE_RECOGNITION_SDIST = "face_recognition==1.3.0"
-OBAMA_IN_SDIST = "face_recognition-1.3.0/tests/test_images/obama.jpg"
+IN_SDIST = "face_recognition-1.3.0/tests/test_images/"
 
 
 def astronaut() -> Image.Image:
@@ -81,16 +82,17 @@ def astronaut() -> Image.Image:
     return load_image(cached)
 
 
-def obama() -> Image.Image:
-    """A second portrait nothing here was tuned on (the White House's official portrait, 2012, public domain): a
-    short-haired man before a window between red curtains, from face_recognition's source package on PyPI."""
-    cached = OUT / "obama.jpg"
+def white_house(name: str) -> Image.Image:
+    """A portrait nothing here was tuned on, from face_recognition's source package on PyPI (White House
+    photographs, public domain): `obama.jpg`, his official portrait, a short-haired man before a window between red
+    curtains; `biden.jpg`, a full-length one, his face a seventh of the picture's height."""
+    cached = OUT / name
     if not cached.exists():
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d", tmp]
             subprocess.run([*cmd, FACE_RECOGNITION_SDIST], check=True)
             with tarfile.open(next(Path(tmp).glob("*.tar.gz"))) as sdist:
-                cached.write_bytes(sdist.extractfile(OBAMA_IN_SDIST).read())
+                cached.write_bytes(sdist.extractfile(IN_SDIST + name).read())
     return load_image(cached)
 
 
@@ -209,7 +211,9 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     if args.unseen:
         OUT.mkdir(exist_ok=True)
-        for photo_name, photo in (("astronaut (scikit-image)", astronaut()), ("obama (face_recognition)", obama())):
+        unseen = [("astronaut (scikit-image)", astronaut())]
+        unseen += [(f"{name} (face_recognition)", white_house(f"{name}.jpg")) for name in ("obama", "biden")]
+        for photo_name, photo in unseen:
             photo_look = measure_reference(look, photo)
             for style_name, style_path in (("toon", TOON), ("cartoon", GENERATED_STILL)):
                 style = load_image(style_path)
