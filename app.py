@@ -118,7 +118,7 @@ def strength_to_multiplier(strength: float) -> float:
     return 2.0 ** ((strength - 5.0) / 1.5)
 
 
-PORTRAIT_CONTROLS = ("warp_strength", "cartoon", "flatten", "region_colors", "skin_smoothing")
+PORTRAIT_CONTROLS = ("warp_strength", "cartoon", "flatten", "region_colors", "skin_smoothing", "skin_tone")
 
 
 @dataclass
@@ -155,6 +155,7 @@ class Controls:
     cartoon: float | None = None  # None: the preset's
     flatten: float | None = None
     background: str | None = None
+    skin_tone: float | None = None  # None: the preset's (the style's skin tone)
 
     def styles(self) -> list[tuple[str, float]]:
         """The style pictures given, with their blend weights."""
@@ -759,6 +760,14 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                         skin_smoothing = gr.Slider(
                             0, 1, value=pix.skin_smoothing, step=0.05, label="Portrait: skin smoothing"
                         )
+                        skin_tone = gr.Slider(
+                            0,
+                            1,
+                            value=pix.skin_tone,
+                            step=0.05,
+                            label="Portrait: keep my skin tone",
+                            info="0: the style's skin tone; 1: yours, in the style's hue and shading",
+                        )
                     with gr.Row():
                         face_index = gr.Number(
                             value=-1, precision=0, label="Portrait: which face (-1 = every face, 0 = the largest)"
@@ -832,6 +841,7 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
             "cartoon": cartoon,
             "flatten": flatten,
             "background": background,
+            "skin_tone": skin_tone,
         }
         inputs = [components[f.name] for f in fields(Controls)]  # a missing or misspelt one fails here, at start
         for component in inputs:

@@ -153,6 +153,13 @@ class StyleConfig:
         default=0.0, metadata={"help": "portrait: recolour skin and hair to the style's before painting, 0..1"}
     )
     skin_smoothing: float = field(default=0.0, metadata={"help": "portrait: edge-aware smoothing of the skin, 0..1"})
+    skin_tone: float = field(
+        default=0.0,
+        metadata={
+            "help": "portrait: keep the person's own skin lightness, 0 (the style's skin tone) .. 1 (the person's), "
+            "the style's hue and shading kept"
+        },
+    )
     face_index: int | None = field(
         default=None,
         metadata={"help": "portrait: paint only this face (0: the largest); unset: every face, each from its own crop"},
@@ -219,7 +226,7 @@ class StyleConfig:
         need(self.checkpoint_every >= 1, "checkpoint_every", "at least 1")
         need(0 <= self.keep_face <= 100, "keep_face", "between 0 and 100")
         need(self.background in BACKGROUNDS, "background", ", ".join(BACKGROUNDS))
-        for name in ("warp_strength", "cartoon", "flatten", "region_colors", "skin_smoothing"):
+        for name in ("warp_strength", "cartoon", "flatten", "region_colors", "skin_smoothing", "skin_tone"):
             need(0 <= getattr(self, name) <= 1, name, "between 0 and 1")
         need(self.face_index is None or self.face_index >= 0, "face_index", ">= 0 (or unset: every face)")
         need(0 <= self.identity_target <= 2, "identity_target", "between 0 and 2")

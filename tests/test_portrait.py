@@ -403,7 +403,7 @@ def _guard_plan(size: int = 200):
     masks = region_masks((size, size), target)
     flat = np.asarray(photo, np.float64) / 255
     cfg = StyleConfig(size=size, flatten=1.0)
-    return PortraitPlan(photo, flat, photo, masks, [], None, cfg, 120.0, lm, target), photo
+    return PortraitPlan(photo, flat, photo, masks, [], [], None, cfg, 120.0, lm, target), photo
 
 
 def test_identity_guard_stops_at_the_first_step_that_meets_the_target(monkeypatch):
@@ -619,3 +619,51 @@ def test_specks_leave_a_painted_background_the_style_has_no_texture_for_and_text
     textured_style = rng.random((48, 48, 3))
     assert speck_threshold(textured_style, style_bg) > 0.9
     assert np.array_equal(despeckle(image, background, speck_threshold(textured_style, style_bg)), image)
+
+
+def _two_tone_style(skin_rgb=(0.9, 0.7, 0.6), size=64):
+    """A picture whose left half is 'skin' (with some shading) and right half a blue scene, and its skin mask."""
+    arr = np.zeros((size, size, 3))
+    shade = np.linspace(0.8, 1.0, size)[:, None, None]
+    arr[:, : size // 2] = np.array(skin_rgb) * shade
+    arr[:, size // 2 :] = (0.2, 0.3, 0.8)
+    skin = np.zeros((size, size), np.float32)
+    skin[:, : size // 2] = 1
+    return Image.fromarray((arr * 255 + 0.5).astype(np.uint8)), skin
+
+
+def test_skin_toned_takes_the_skin_to_the_persons_lightness_and_keeps_its_hue_and_the_rest():
+    from style_core.portrait.finish import skin_lightness, skin_toned
+
+    style, skin = _two_tone_style()
+    own = skin_lightness(np.asarray(style, float) / 255, skin)
+    darker = skin_toned(style, skin[::2, ::2], lightness=0.4)  # a mask of another size is laid over the picture
+    arr = np.asarray(darker, float) / 255
+    assert skin_lightness(arr, skin) == pytest.approx(0.4, abs=0.01)
+    before = np.asarray(style, float)[5, 5]
+    after = np.asarray(darker, float)[5, 5]
+    assert after / after.sum() == pytest.approx(before / before.sum(), abs=0.01)  # the same chromaticity: its hue
+    assert np.array_equal(np.asarray(darker)[:, 40:], np.asarray(style)[:, 40:])  # the scene is untouched
+    half = skin_toned(style, skin, lightness=0.4, share=0.5)
+    assert skin_lightness(np.asarray(half, float) / 255, skin) == pytest.approx((own + 0.4) / 2, abs=0.01)
+    assert np.array_equal(np.asarray(skin_toned(style, skin, 0.4, share=0.0)), np.asarray(style))
+
+
+def test_skin_tone_leaves_the_styles_alone_at_zero_and_a_style_without_a_face_always():
+    from style_core.portrait.finish import skin_lightness
+    from style_core.portrait.pipeline import _in_skin_tone
+
+    style, skin = _two_tone_style()
+    sets = [({"skin": skin}, style), ({"skin": np.ones_like(skin)}, style)]
+    same, same_sets = _in_skin_tone([style, style], [object(), None], sets, 0.3, 0.0)
+    assert same[0] is style and same_sets is sets
+    toned, toned_sets = _in_skin_tone([style, style], [object(), None], sets, 0.3, 1.0)
+    assert skin_lightness(np.asarray(toned[0], float) / 255, skin) == pytest.approx(0.3, abs=0.01)
+    assert skin_lightness(np.asarray(toned_sets[0][1], float) / 255, skin) == pytest.approx(0.3, abs=0.01)
+    assert toned[1] is style and toned_sets[1][1] is style  # no face, no skin to tone
+
+
+def test_skin_tone_is_a_setting_between_zero_and_one():
+    assert StyleConfig(skin_tone=0.5).validate().skin_tone == 0.5
+    with pytest.raises(Exception, match="skin_tone"):
+        StyleConfig(skin_tone=1.5).validate()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from scipy.ndimage import gaussian_filter, median_filter
 
 from ..color import color_stats, rgb_to_ycc, transfer_colors, ycc_to_rgb
@@ -67,6 +68,35 @@ def cartoon_colors(
                 weight += alpha
     # The masks split each pixel (the scene is part of the background), so the weights sum to at most 1.
     return mixed + (1 - np.clip(weight, 0, 1)) * image
+
+
+#: Luma weights (ITU-R BT.601, as `color.rgb_to_ycc`): a skin's lightness.
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def skin_lightness(image: np.ndarray, skin: np.ndarray) -> float | None:
+    """The mean luma of the skin in `image` (H x W x 3 in [0, 1]) under its soft mask (H x W); None for too little
+    skin to tell."""
+    weight = float(skin.sum())
+    if weight < 16:
+        return None
+    return float(((image @ LUMA) * skin).sum() / weight)
+
+
+def skin_toned(style: Image.Image, skin: np.ndarray, lightness: float, share: float = 1.0) -> Image.Image:
+    """The style picture with its skin (soft mask of any size, laid over the picture) scaled in brightness toward the
+    mean luma `lightness`, `share` of the way (0: unchanged): the style's hue and shading in the person's skin tone.
+    R, G and B are scaled alike, so each pixel keeps its chromaticity, as under another light. The skin's palette
+    (`cartoon_colors`) and its statistics in the painting both take it."""
+    arr = np.asarray(style.convert("RGB"), dtype=np.float64) / 255.0
+    mask = Image.fromarray((np.clip(skin, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(style.size, Image.BILINEAR)
+    weight = np.asarray(mask, dtype=np.float64)[..., None] / 255.0
+    own = skin_lightness(arr, weight[..., 0])
+    if own is None or own <= 0:
+        return style
+    factor = (own + share * (lightness - own)) / own
+    out = arr * (1 - weight) + np.clip(arr * factor, 0, 1) * weight
+    return Image.fromarray((out * 255 + 0.5).astype(np.uint8))
 
 
 def guided_smooth(image: np.ndarray, radius: int, eps: float = 2e-3) -> np.ndarray:
