@@ -89,8 +89,8 @@ def skin_toned(style: Image.Image, skin: np.ndarray, lightness: float, share: fl
     R, G and B are scaled alike, so each pixel keeps its chromaticity, as under another light. The skin's palette
     (`cartoon_colors`) and its statistics in the painting both take it."""
     arr = np.asarray(style.convert("RGB"), dtype=np.float64) / 255.0
-    mask = Image.fromarray((np.clip(skin, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(style.size, Image.BILINEAR)
-    weight = np.asarray(mask, dtype=np.float64)[..., None] / 255.0
+    mask = Image.fromarray((np.clip(skin, 0, 1) * 255 + 0.5).astype(np.uint8))
+    weight = np.asarray(mask.resize(style.size, Image.Resampling.BILINEAR), dtype=np.float64)[..., None] / 255.0
     own = skin_lightness(arr, weight[..., 0])
     if own is None or own <= 0:
         return style
