@@ -10,7 +10,8 @@ import torch
 from .stats import sqrtm_psd, weighted_mean_cov
 
 # ITU-R BT.601 RGB <-> YCbCr (full range, offsets dropped: chroma is centred on 0).
-_RGB_TO_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+LUMA = (0.299, 0.587, 0.114)  # Y's weights of R, G and B
+_RGB_TO_YCC = torch.tensor([LUMA, [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _YCC_TO_RGB = torch.linalg.inv(_RGB_TO_YCC)
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy.ndimage import gaussian_filter, median_filter
 
-from ..color import color_stats, rgb_to_ycc, transfer_colors, ycc_to_rgb
+from ..color import LUMA, color_stats, rgb_to_ycc, transfer_colors, ycc_to_rgb
 
 
 def region_recoloured(
@@ -70,17 +70,13 @@ def cartoon_colors(
     return mixed + (1 - np.clip(weight, 0, 1)) * image
 
 
-#: Luma weights (ITU-R BT.601, as `color.rgb_to_ycc`): a skin's lightness.
-LUMA = np.array([0.299, 0.587, 0.114])
-
-
 def skin_lightness(image: np.ndarray, skin: np.ndarray) -> float | None:
     """The mean luma of the skin in `image` (H x W x 3 in [0, 1]) under its soft mask (H x W); None for too little
     skin to tell."""
     weight = float(skin.sum())
     if weight < 16:
         return None
-    return float(((image @ LUMA) * skin).sum() / weight)
+    return float(((image @ np.array(LUMA)) * skin).sum() / weight)
 
 
 def skin_toned(style: Image.Image, skin: np.ndarray, lightness: float, share: float = 1.0) -> Image.Image:
