@@ -9,8 +9,7 @@ and a still that nothing was tuned on: the astronaut portrait (Eileen Collins, N
 inside scikit-image's wheel (fetched with `pip download` when the package is missing), and Barack Obama's official
 portrait and a full-length one of Joe Biden (the White House, public domain) from the test images of
 face_recognition's source package on PyPI, each with the animated-film face and with the project's own generated
-cartoon face
-(`examples/content_generated_face.png`). A contact sheet goes to
+cartoon face (`examples/content_generated_face.png`). A contact sheet goes to
 benchmarks/out/portrait_contact_sheet.png: photo | plain | portrait | VToonify where one exists.
 
 Beside look.py's four numbers each row has `face_x`: style_x measured on the middle half of look.py's face crop
@@ -213,13 +212,14 @@ def main() -> None:
         OUT.mkdir(exist_ok=True)
         unseen = [("astronaut (scikit-image)", astronaut())]
         unseen += [(f"{name} (face_recognition)", white_house(f"{name}.jpg")) for name in ("obama", "biden")]
+        stills = [(name, path, load_image(path)) for name, path in (("toon", TOON), ("cartoon", GENERATED_STILL))]
+        still_looks = [measure_reference(look, style) for _, _, style in stills]  # once, not once per photo
         for photo_name, photo in unseen:
             photo_look = measure_reference(look, photo)
-            for style_name, style_path in (("toon", TOON), ("cartoon", GENERATED_STILL)):
-                style = load_image(style_path)
+            for (style_name, style_path, style), style_look in zip(stills, still_looks):
                 image, seconds = paint(photo, style, "pixar-portrait", args.size)
                 row = {"photo": photo_name, "style": style_path.name}
-                row["portrait"] = {**measure(look, photo_look, measure_reference(look, style), image), "s": seconds}
+                row["portrait"] = {**measure(look, photo_look, style_look, image), "s": seconds}
                 row["meets_targets"] = meets(row["portrait"], TARGETS[style_name])
                 rows.append(row)
                 sheet_rows.append(
