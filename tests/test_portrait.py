@@ -535,6 +535,27 @@ def test_the_face_square_is_the_face_as_look_crops_it():
     assert abs(float(square.sum()) - (2 * half) ** 2) < 0.05 * (2 * half) ** 2
 
 
+def test_the_styles_hair_counts_in_the_face_square_no_more_than_the_photos():
+    """A style square half hair, a photo square a tenth: the style's hair weighs a fifth (0.1 / 0.5), the rest of its
+    square as before, so it holds less hair than it did. A photo with more hair than the style, or a style without hair
+    in its square, leaves the style's weights as they were."""
+    from style_core.portrait.pipeline import hair_in_proportion
+
+    style_face = np.ones((40, 40), np.float32)
+    style_hair = np.zeros((40, 40), np.float32)
+    style_hair[:20] = 1.0
+    face = np.ones((50, 50), np.float32)
+    hair = np.zeros((50, 50), np.float32)
+    hair[:5] = 1.0
+    weighted = hair_in_proportion(style_face, style_hair, face, hair)
+    assert np.allclose(weighted[:20], 0.2) and np.all(weighted[20:] == 1.0)
+    assert float((weighted * style_hair).sum() / weighted.sum()) < 0.2
+    hair[:] = 1.0  # all hair: more than the style's half
+    assert np.array_equal(hair_in_proportion(style_face, style_hair, face, hair), style_face)
+    no_hair = np.zeros_like(style_hair)  # a style without hair in its square: nothing to weigh
+    assert np.array_equal(hair_in_proportion(style_face, no_hair, face, hair * 0), style_face)
+
+
 def test_scene_is_the_background_above_the_chin_not_the_clothes():
     lm = synthetic_landmarks(cx=150, cy=170)
     background = np.ones((320, 300), np.float32)
