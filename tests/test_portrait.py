@@ -124,6 +124,22 @@ def test_a_fringe_and_a_strand_inside_the_face_outline_are_hair():
         assert masks["skin"][y, x] > 0.6
 
 
+def test_a_patch_alone_on_the_forehead_is_skin_and_a_fringe_from_the_hair_stays_hair():
+    """Hair outside the face's outline (a cap), a fringe hanging from it into the outline, and a dark patch alone on
+    the forehead (a furrow, a shadow): only the patch is given back to the skin."""
+    from style_core.portrait.masks import forehead_islands
+
+    yy, xx = np.mgrid[0:100, 0:100]
+    outline = ((yy > 30) & (np.abs(xx - 50) < 30)).astype(np.float32)
+    hair = np.zeros((100, 100), np.float32)
+    hair[10:31, 20:80] = 1.0  # the cap above the outline
+    hair[31:45, 25:40] = 1.0  # a fringe, joined to the cap
+    hair[50:58, 55:65] = 0.9  # a patch alone
+    patches = forehead_islands(hair, outline)
+    assert patches[50:58, 55:65].min() == 1.0 and patches.sum() == 80
+    assert patches[31:45, 25:40].max() == 0.0 and patches[10:31].max() == 0.0
+
+
 def test_a_skin_coloured_patch_on_the_crown_is_hair_and_a_bare_forehead_stays_skin():
     """A sunlit (skin-coloured) patch high on a dark crown, parted from the forehead by hair: it is hair, not skin
     (the astronaut's blonde crown had a patch painted in the style's skin colour, a pale streak in the dark hair).

@@ -176,6 +176,16 @@ def crown_islands(face: np.ndarray, lm: np.ndarray, margin: int) -> np.ndarray:
     return maximum_filter(islands.astype(np.float32), size=2 * margin + 1)
 
 
+def forehead_islands(hair: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """1 on the hair inside the face's outline that does not join the hair outside it: a fringe or a strand down a
+    temple hangs from the hair, and a patch alone on the forehead is a shadow or a furrow in skin the hair's colour
+    (Obama's official portrait: a dark patch above his left brow, painted as a lock of the style's hair)."""
+    hair_in, hair_out = (hair > 0.5) & (outline > 0.5), (hair > 0.5) & (outline <= 0.5)
+    labels, _ = label(hair_in | hair_out)
+    joined = np.unique(labels[hair_out])
+    return (hair_in & ~np.isin(labels, joined[joined > 0])).astype(np.float32)
+
+
 def face_rim(size: tuple[int, int], lm: np.ndarray) -> np.ndarray:
     """Where hair may lie inside the face's outline: everything above the brows (a fringe) and the outer band of the
     face, outside the brows and the lower jaw pulled a fifth of the way in (a strand down the temple or the cheek).
@@ -239,7 +249,7 @@ def region_masks(
     nose = _polygon(size, _grow(np.concatenate([lm[27:28], lm[31:36][[0]], lm[31:36], lm[35:36]]), 1.25))
     nose = np.maximum(nose, _polygon(size, lm[NOSE][:4], max(2, round(face_w * 0.08))))
     mouth = _polygon(size, _grow(lm[MOUTH], 1.2))
-    face = _polygon(size, face_outline(lm))
+    face = outline = _polygon(size, face_outline(lm))
     cx, cy = lm[JAW, 0].mean(), lm[27, 1]
     head_a = _ellipse(size, [cx - 0.95 * face_w, cy - 1.25 * face_h, cx + 0.95 * face_w, cy + 0.75 * face_h])
     if image is not None:
@@ -268,6 +278,8 @@ def region_masks(
             face = np.clip(face - rim + candidates * skin_p * on_person, 0, 1)
             strands = face * crown_islands(face, lm, max(1, round(0.03 * face_w)))
             face, head_a = face - strands, np.clip(head_a + strands, 0, 1)
+            patches = head_a * forehead_islands(head_a, outline)
+            face, head_a = np.clip(face + patches, 0, 1), head_a - patches
         else:
             head_a = head_a * on_person
 
