@@ -63,6 +63,17 @@ def test_a_file_that_is_not_the_model_is_refused(segmenter_on):
     assert segmenter.person_probability(np.zeros((8, 8, 3))) is None
 
 
+def test_a_run_that_fails_leaves_that_picture_to_colour_alone(segmenter_on, monkeypatch):
+    class Broken:
+        input_shape = (1, 256, 256, 3)
+
+        def __call__(self, x):
+            raise segmenter.GraphError("CONV_2D gave shape (1, 2), the graph says (1, 3)")
+
+    monkeypatch.setattr(segmenter, "_graph", Broken())
+    assert segmenter.person_probability(np.full((40, 30, 3), 0.5)) is None
+
+
 def test_switched_off_it_never_looks_for_the_model(monkeypatch):
     monkeypatch.setenv(segmenter.ENV_SWITCH, "off")
     monkeypatch.setattr(segmenter, "fetch_model", lambda: pytest.fail("looked for the model"))

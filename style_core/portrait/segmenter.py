@@ -14,6 +14,7 @@ cache. mediapipe's own runtime is never installed (it pins numpy < 2 and protobu
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -51,8 +52,6 @@ def _marker() -> Path:
 
 
 def _checked(path: Path) -> Path:
-    import hashlib
-
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != SHA256:
         raise WeightsError(f"{path} is not MediaPipe's selfie segmenter (sha256 {digest[:12]}...)")
@@ -67,8 +66,9 @@ def fetch_model() -> Path:
     spec = importlib.util.find_spec("mediapipe")
     if spec is not None and spec.submodule_search_locations:
         installed = Path(spec.submodule_search_locations[0]).parent / MEMBER
-        if installed.exists():
-            return _checked(installed)
+        # Another mediapipe's model may differ from the one checked here: then the wheel's is fetched.
+        if installed.exists() and hashlib.sha256(installed.read_bytes()).hexdigest() == SHA256:
+            return installed
     marker = _marker()
     age = time.time() - marker.stat().st_mtime if marker.exists() else RETRY_AFTER_S
     if age < RETRY_AFTER_S:
@@ -119,6 +119,10 @@ def person_probability(image: np.ndarray) -> np.ndarray | None:
     x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True)
     top, left = (side - h) // 2, (side - w) // 2
     x = F.pad(x, (left, side - w - left, top, side - h - top), mode="replicate")
-    p = graph(x.permute(0, 2, 3, 1))[..., 0:1].permute(0, 3, 1, 2)  # a run keeps its tensors to itself
+    try:
+        p = graph(x.permute(0, 2, 3, 1))[..., 0:1].permute(0, 3, 1, 2)  # a run keeps its tensors to itself
+    except (GraphError, RuntimeError) as exc:  # never a lost portrait: colour alone decides for this picture
+        log.warning("the person segmenter failed on a %dx%d picture: %s", width, height, exc)
+        return None
     p = F.interpolate(p[:, :, top : top + h, left : left + w], size=(height, width), mode="bilinear")
     return p[0, 0].clamp(0, 1).numpy().astype(np.float32)

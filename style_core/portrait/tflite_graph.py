@@ -85,6 +85,9 @@ class TfliteGraph:
             if name in option_types and table is not None:
                 options = option_types[name]()
                 options.Init(table.Bytes, table.Pos)
+                fused = getattr(options, "FusedActivationFunction", lambda: 0)()
+                if fused not in _ACTIVATIONS:
+                    raise GraphError(f"op {name} with fused activation {fused} is not supported")
             out = op.Outputs(0)
             self.ops.append(
                 _Op(
