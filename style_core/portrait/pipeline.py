@@ -247,7 +247,7 @@ def plan_portrait(
     masks = region_masks(warped.size, target, image=photo)
     painted_from, flat = surface_content(photo, masks, face_width, config.flatten)
     style_sets = [_style_masks(img, f) for img, f in zip(styles, style_faces)]
-    lightness = skin_lightness(photo, masks["skin"])
+    lightness = skin_lightness(photo, masks["skin"]) if config.skin_tone > 0 else None  # read only to tone
     styles, style_sets = _in_skin_tone(styles, style_faces, style_sets, lightness, config.skin_tone)
     content_masks, style_masks = matched_regions(masks, [m for m, _ in style_sets])
     if config.face_style > 0:  # the whole face, as one picture, against the style's whole face

@@ -51,8 +51,12 @@ def _marker() -> Path:
     return cache_dir() / "segmenter-failed"
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _checked(path: Path) -> Path:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = _digest(path)
     if digest != SHA256:
         raise WeightsError(f"{path} is not MediaPipe's selfie segmenter (sha256 {digest[:12]}...)")
     return path
@@ -67,7 +71,7 @@ def fetch_model() -> Path:
     if spec is not None and spec.submodule_search_locations:
         installed = Path(spec.submodule_search_locations[0]).parent / MEMBER
         # Another mediapipe's model may differ from the one checked here: then the wheel's is fetched.
-        if installed.exists() and hashlib.sha256(installed.read_bytes()).hexdigest() == SHA256:
+        if installed.exists() and _digest(installed) == SHA256:
             return installed
     marker = _marker()
     age = time.time() - marker.stat().st_mtime if marker.exists() else RETRY_AFTER_S
