@@ -118,7 +118,15 @@ def strength_to_multiplier(strength: float) -> float:
     return 2.0 ** ((strength - 5.0) / 1.5)
 
 
-PORTRAIT_CONTROLS = ("warp_strength", "cartoon", "flatten", "region_colors", "skin_smoothing", "skin_tone")
+PORTRAIT_CONTROLS = (
+    "warp_strength",
+    "cartoon",
+    "flatten",
+    "region_colors",
+    "skin_smoothing",
+    "skin_tone",
+    "hair_tone",
+)
 
 
 @dataclass
@@ -156,6 +164,7 @@ class Controls:
     flatten: float | None = None
     background: str | None = None
     skin_tone: float | None = None  # None: the preset's (the style's skin tone)
+    hair_tone: float | None = None  # None: the preset's (the style's hair colour)
 
     def styles(self) -> list[tuple[str, float]]:
         """The style pictures given, with their blend weights."""
@@ -768,6 +777,14 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
                             label="Portrait: keep my skin tone",
                             info="0: the style's skin tone; 1: yours, in the style's hue and shading",
                         )
+                        hair_tone = gr.Slider(
+                            0,
+                            1,
+                            value=pix.hair_tone,
+                            step=0.05,
+                            label="Portrait: keep my hair colour",
+                            info="0: the style's hair colour; 1: yours, in the style's strands and shading",
+                        )
                     with gr.Row():
                         face_index = gr.Number(
                             value=-1, precision=0, label="Portrait: which face (-1 = every face, 0 = the largest)"
@@ -842,6 +859,7 @@ def build_app(initial_preset: str = AUTO) -> gr.Blocks:
             "flatten": flatten,
             "background": background,
             "skin_tone": skin_tone,
+            "hair_tone": hair_tone,
         }
         inputs = [components[f.name] for f in fields(Controls)]  # a missing or misspelt one fails here, at start
         for component in inputs:

@@ -160,6 +160,13 @@ class StyleConfig:
             "the style's hue and shading kept"
         },
     )
+    hair_tone: float = field(
+        default=0.0,
+        metadata={
+            "help": "portrait: keep the person's own hair colour, 0 (the style's hair colour) .. 1 (the person's), "
+            "the style's strands and shading kept"
+        },
+    )
     face_index: int | None = field(
         default=None,
         metadata={"help": "portrait: paint only this face (0: the largest); unset: every face, each from its own crop"},
@@ -226,7 +233,8 @@ class StyleConfig:
         need(self.checkpoint_every >= 1, "checkpoint_every", "at least 1")
         need(0 <= self.keep_face <= 100, "keep_face", "between 0 and 100")
         need(self.background in BACKGROUNDS, "background", ", ".join(BACKGROUNDS))
-        for name in ("warp_strength", "cartoon", "flatten", "region_colors", "skin_smoothing", "skin_tone"):
+        shares = ("warp_strength", "cartoon", "flatten", "region_colors", "skin_smoothing", "skin_tone", "hair_tone")
+        for name in shares:
             need(0 <= getattr(self, name) <= 1, name, "between 0 and 1")
         need(self.face_index is None or self.face_index >= 0, "face_index", ">= 0 (or unset: every face)")
         need(0 <= self.identity_target <= 2, "identity_target", "between 0 and 2")

@@ -20,7 +20,7 @@ API = [
     "style_strength", "keep_face", "style_loss", "optimizer", "pooling", "preserve_colors", "match_style_colors",
     "init", "seed", "backbone", "extra_json", "warp_strength", "region_colors", "skin_smoothing", "face_index",
     "cartoon", "flatten", "background",  # added after the old ones: positional callers keep working
-    "skin_tone",
+    "skin_tone", "hair_tone",
 ]
 
 
@@ -57,7 +57,7 @@ CASES = [
      [0.7, 0.3], 2),
     ("pixar-portrait", {"warp_strength": 0.33, "region_colors": 0.1, "skin_smoothing": 0.0, "face_index": 2,
                         "init": "blend", "match_style_colors": True, "cartoon": 0.25, "flatten": 0.5,
-                        "background": "photo", "skin_tone": 0.75}, None, 1),
+                        "background": "photo", "skin_tone": 0.75, "hair_tone": 0.6}, None, 1),
 ]
 
 

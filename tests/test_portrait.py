@@ -704,3 +704,65 @@ def test_skin_tone_is_a_setting_between_zero_and_one():
     assert StyleConfig(skin_tone=0.5).validate().skin_tone == 0.5
     with pytest.raises(Exception, match="skin_tone"):
         StyleConfig(skin_tone=1.5).validate()
+
+
+def _hair_style(size: int = 64) -> tuple[Image.Image, np.ndarray]:
+    """A style picture with dark brown hair (shaded, strands across it) on its left half, a pale wall on its right,
+    and its hair mask."""
+    rng = np.random.default_rng(0)
+    arr = np.empty((size, size, 3))
+    shade = 0.6 + 0.4 * rng.random((size, size // 2, 1))
+    arr[:, : size // 2] = np.array([0.25, 0.15, 0.08]) * shade
+    arr[:, size // 2 :] = (0.85, 0.85, 0.8)
+    hair = np.zeros((size, size), np.float32)
+    hair[:, : size // 2] = 1
+    return Image.fromarray((arr * 255 + 0.5).astype(np.uint8)), hair
+
+
+def _white_haired_photo(size: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    photo = np.empty((size, size, 3))
+    photo[:] = (0.2, 0.3, 0.6)  # a blue backdrop
+    photo[: size // 3] = 0.88 + 0.08 * rng.random((size // 3, size, 1))  # white hair
+    hair = np.zeros((size, size), np.float32)
+    hair[: size // 3] = 1
+    return photo, hair
+
+
+def test_hair_toned_gives_the_styles_hair_the_persons_colour_and_keeps_its_shading_and_the_rest():
+    from style_core.portrait.finish import hair_toned
+
+    style, hair = _hair_style()
+    photo, photo_hair = _white_haired_photo()
+    white = np.asarray(hair_toned(style, hair[::2, ::2], photo, photo_hair), float) / 255  # a mask of another size
+    before = np.asarray(style, float) / 255
+    mean = white[:, :32].reshape(-1, 3).mean(0)
+    assert mean == pytest.approx(photo[:16].reshape(-1, 3).mean(0), abs=0.03)  # the person's white hair
+    # The style's shading stays: its darker and lighter strands keep their order.
+    assert np.corrcoef(before[:, 2:30].sum(2).ravel(), white[:, 2:30].sum(2).ravel())[0, 1] > 0.95
+    assert np.array_equal(np.asarray(hair_toned(style, hair, photo, photo_hair))[:, 34:], np.asarray(style)[:, 34:])
+    assert np.array_equal(np.asarray(hair_toned(style, hair, photo, photo_hair, share=0.0)), np.asarray(style))
+    half = np.asarray(hair_toned(style, hair, photo, photo_hair, share=0.5), float) / 255
+    assert half[:, 2:30].mean() == pytest.approx((before[:, 2:30].mean() + white[:, 2:30].mean()) / 2, abs=0.01)
+    bald = np.zeros_like(photo_hair)
+    assert np.array_equal(np.asarray(hair_toned(style, hair, photo, bald)), np.asarray(style))  # no hair to copy
+
+
+def test_hair_tone_leaves_the_styles_alone_at_zero_and_a_style_without_a_face_always():
+    from style_core.portrait.pipeline import _in_hair_colour
+
+    style, hair = _hair_style()
+    photo, photo_hair = _white_haired_photo()
+    sets = [({"hair": hair}, style), ({"hair": np.ones_like(hair)}, style)]
+    same, same_sets = _in_hair_colour([style, style], [object(), None], sets, photo, photo_hair, 0.0)
+    assert same[0] is style and same_sets is sets
+    toned, toned_sets = _in_hair_colour([style, style], [object(), None], sets, photo, photo_hair, 1.0)
+    for picture in (toned[0], toned_sets[0][1]):
+        assert np.asarray(picture, float)[:, :30].mean() / 255 > 0.8
+    assert toned[1] is style and toned_sets[1][1] is style  # no face, no hair to tone
+
+
+def test_hair_tone_is_a_setting_between_zero_and_one():
+    assert StyleConfig(hair_tone=0.5).validate().hair_tone == 0.5
+    with pytest.raises(Exception, match="hair_tone"):
+        StyleConfig(hair_tone=-0.1).validate()

@@ -95,6 +95,25 @@ def skin_toned(style: Image.Image, skin: np.ndarray, lightness: float, share: fl
     return Image.fromarray((out * 255 + 0.5).astype(np.uint8))
 
 
+def hair_toned(
+    style: Image.Image, hair: np.ndarray, photo: np.ndarray, photo_hair: np.ndarray, share: float = 1.0
+) -> Image.Image:
+    """The style picture with its hair (soft mask of any size, laid over the picture) taken `share` of the way
+    through the colour map from its hair's palette to the person's (`photo`'s under `photo_hair`): the style's strands
+    and shading in the person's hair colour (white hair stays white). Unchanged when either has too little hair."""
+    if share <= 0:
+        return style
+    arr = np.asarray(style.convert("RGB"), dtype=np.float64) / 255.0
+    mask = Image.fromarray((np.clip(hair, 0, 1) * 255 + 0.5).astype(np.uint8))
+    weight = np.asarray(mask.resize(style.size, Image.Resampling.BILINEAR), dtype=np.float64) / 255.0
+    mapped = region_recoloured(arr, weight, photo.astype(np.float64), photo_hair.astype(np.float64))
+    if mapped is None:
+        return style
+    alpha = share * weight[..., None]
+    out = arr * (1 - alpha) + np.clip(mapped, 0, 1) * alpha
+    return Image.fromarray((out * 255 + 0.5).astype(np.uint8))
+
+
 def guided_smooth(image: np.ndarray, radius: int, eps: float = 2e-3) -> np.ndarray:
     """He et al.'s guided filter with the picture as its own guide: flattens texture, keeps edges."""
     x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]

@@ -24,6 +24,7 @@ from .finish import (
     despeckle,
     face_detail_restorer,
     flatten,
+    hair_toned,
     skin_lightness,
     skin_toned,
     smooth_skin,
@@ -191,7 +192,8 @@ def stylize_portrait(
         return _paint_face(picture, style_imgs, face, style_faces, cfg, backbone, should_stop, "", seen)
 
     if len(chosen) > 1 or needs_crop(chosen[0], content_img, several=False):
-        hair = hair_colours(style_imgs[0], style_faces[0], config.region_colors)
+        # The whole picture's hair in the style's hair palette, less so as the person's own hair colour is kept.
+        hair = hair_colours(style_imgs[0], style_faces[0], config.region_colors * (1 - config.hair_tone))
         yield from paint_faces(content_img, style_imgs, chosen, config, paint_one, backbone, should_stop, note, hair)
         return
     yield from _paint_face(content_img, style_imgs, chosen[0], style_faces, config, backbone, should_stop, note)
@@ -226,7 +228,7 @@ class PortraitPlan:
     canvas: Image.Image  # what the engine keeps content from and starts at
     masks: dict[str, np.ndarray]
     style_sets: list[tuple[dict[str, np.ndarray], Image.Image]]  # per style picture: masks and the picture
-    styles: list[Image.Image]  # the style pictures painted from (their skin in the person's tone, with skin_tone)
+    styles: list[Image.Image]  # the style pictures painted from (in the person's skin and hair colour, if asked)
     guidance: Guidance
     config: StyleConfig  # the run's config, the style picture scaled to the photo's face size
     face_width: float
@@ -249,6 +251,7 @@ def plan_portrait(
     style_sets = [_style_masks(img, f) for img, f in zip(styles, style_faces)]
     lightness = skin_lightness(photo, masks["skin"]) if config.skin_tone > 0 else None  # read only to tone
     styles, style_sets = _in_skin_tone(styles, style_faces, style_sets, lightness, config.skin_tone)
+    styles, style_sets = _in_hair_colour(styles, style_faces, style_sets, photo, masks["hair"], config.hair_tone)
     content_masks, style_masks = matched_regions(masks, [m for m, _ in style_sets])
     if config.face_style > 0:  # the whole face, as one picture, against the style's whole face
         content_masks["face"] = face_square(warped.size, target) * (1 - SCENE_IN_FACE * masks["background"])
@@ -314,6 +317,31 @@ def _in_skin_tone(
             continue
         toned.append(skin_toned(img, masks["skin"], lightness, share))
         toned_sets.append((masks, skin_toned(small, masks["skin"], lightness, share)))
+    return toned, toned_sets
+
+
+def _in_hair_colour(
+    styles: list[Image.Image],
+    style_faces: list[Face | None],
+    style_sets: list[tuple[dict[str, np.ndarray], Image.Image]],
+    photo: np.ndarray,
+    photo_hair: np.ndarray,
+    share: float,
+) -> tuple[list[Image.Image], list[tuple[dict[str, np.ndarray], Image.Image]]]:
+    """The style pictures with their hair's colours taken `share` of the way to the person's hair (`hair_tone`), at
+    full size (the painting's statistics) and on their small copies (the canvas's palette). Hair is a face's most
+    visible colour after its skin: Biden's white hair painted in the still's dark brown was a stranger's. A style
+    without a face has no hair to tone."""
+    if share <= 0:
+        return styles, style_sets
+    toned, toned_sets = [], []
+    for img, face, (masks, small) in zip(styles, style_faces, style_sets):
+        if face is None:
+            toned.append(img)
+            toned_sets.append((masks, small))
+            continue
+        toned.append(hair_toned(img, masks["hair"], photo, photo_hair, share))
+        toned_sets.append((masks, hair_toned(small, masks["hair"], photo, photo_hair, share)))
     return toned, toned_sets
 
 
