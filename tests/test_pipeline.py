@@ -145,3 +145,45 @@ def test_out_of_memory_in_portrait_mode_retries_the_whole_portrait_smaller(
     assert max(final.image.size) == 128 and final.identity == 0.31
     assert final.message.startswith("out of memory at 160 px, so it was painted at 128 px; ")
     assert final.message.endswith(describe_identity(0.31))
+
+
+@pytest.mark.parametrize("hair_tone", [0.0, 1.0])
+def test_hair_tone_paints_from_a_style_whose_hair_has_the_persons_colour(monkeypatch, config, net, hair_tone):
+    """With `hair_tone` 1 the engine is given the style picture with its dark hair in the photo's white; at 0 the
+    style picture as it is."""
+    from .test_portrait import HEAD_SIZE, _head_picture
+
+    def cap(yy, xx):  # a cap of hair over the head
+        return ((xx - 150) / 80.0) ** 2 + ((yy - 125) / 80.0) ** 2 < 1
+
+    lm, photo, _, yy, xx = _head_picture((0.2, 0.3, 0.6), cap, (0.92, 0.92, 0.9))  # white hair on blue
+    _, style, skin, _, _ = _head_picture((0.85, 0.85, 0.8), cap, (0.2, 0.12, 0.06))  # dark brown hair, a pale wall
+    strands = cap(yy, xx) & ~skin
+    style[strands] *= 0.6 + 0.4 * np.random.default_rng(0).random((int(strands.sum()), 1))  # shaded, as hair is
+    photo_img = Image.fromarray((photo * 255).astype(np.uint8))
+    style_img = Image.fromarray((style * 255).astype(np.uint8))
+    photo_img = photo_img.resize((330, 352))  # another size than the style's, so the stand-in tells them apart
+    big = lm * 1.1
+    found = {(330, 352): [Face((*big.min(0), *big.max(0)), big, "p")]}
+    found[HEAD_SIZE] = [Face((*lm.min(0), *lm.max(0)), lm, "s")]
+    _faces(monkeypatch, found)
+    given = []
+    real = engine.run
+
+    def spy(content, styles, *args, **kwargs):
+        given.append(styles)
+        return real(content, styles, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "run", spy)
+    list(stylize(photo_img, style_img, config.replace(hair_tone=hair_tone, identity_target=0), backbone=net))
+    (styles,) = given
+    painted_from = np.asarray(styles[0].convert("RGB"), float) / 255
+    # The hair above the forehead, away from its soft edge (which keeps some of the style's own dark, an outline).
+    crown = (((xx - 150) / 65.0) ** 2 + ((yy - 125) / 65.0) ** 2 < 1) & ~skin & (yy < lm[17:27, 1].min() - 20)
+    hair = painted_from[crown].mean(0)
+    if hair_tone == 0:
+        assert styles[0] is style_img or np.array_equal(np.asarray(styles[0]), np.asarray(style_img))
+    else:
+        assert hair == pytest.approx((0.92, 0.92, 0.9), abs=0.08)
+    wall = painted_from[(yy > 250) & (np.abs(xx - 150) > 130)].mean(0)
+    assert wall == pytest.approx((0.85, 0.85, 0.8), abs=0.03)  # the rest of the style as it was

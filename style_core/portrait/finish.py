@@ -95,6 +95,17 @@ def skin_toned(style: Image.Image, skin: np.ndarray, lightness: float, share: fl
     return Image.fromarray((out * 255 + 0.5).astype(np.uint8))
 
 
+#: The hair's colours are read where its mask is at least this sure: along its soft edge it holds the wall, the
+#: skin and the sky beside it, and a map fitted there painted white hair a greyish pink.
+HAIR_CORE = 0.9
+
+
+def _core(mask: np.ndarray) -> np.ndarray:
+    """Where a soft mask is at least HAIR_CORE (the mask itself when that leaves too little to fit a colour map)."""
+    sure = (mask >= HAIR_CORE).astype(np.float64)
+    return sure if sure.sum() >= 16 else mask
+
+
 def hair_toned(
     style: Image.Image, hair: np.ndarray, photo: np.ndarray, photo_hair: np.ndarray, share: float = 1.0
 ) -> Image.Image:
@@ -106,7 +117,7 @@ def hair_toned(
     arr = np.asarray(style.convert("RGB"), dtype=np.float64) / 255.0
     mask = Image.fromarray((np.clip(hair, 0, 1) * 255 + 0.5).astype(np.uint8))
     weight = np.asarray(mask.resize(style.size, Image.Resampling.BILINEAR), dtype=np.float64) / 255.0
-    mapped = region_recoloured(arr, weight, photo.astype(np.float64), photo_hair.astype(np.float64))
+    mapped = region_recoloured(arr, _core(weight), photo.astype(np.float64), _core(photo_hair.astype(np.float64)))
     if mapped is None:
         return style
     alpha = share * weight[..., None]
