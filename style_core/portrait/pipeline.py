@@ -309,15 +309,11 @@ def _in_skin_tone(
     has no skin to tone."""
     if share <= 0 or lightness is None:
         return styles, style_sets
-    toned, toned_sets = [], []
-    for img, face, (masks, small) in zip(styles, style_faces, style_sets):
-        if face is None:
-            toned.append(img)
-            toned_sets.append((masks, small))
-            continue
-        toned.append(skin_toned(img, masks["skin"], lightness, share))
-        toned_sets.append((masks, skin_toned(small, masks["skin"], lightness, share)))
-    return toned, toned_sets
+
+    def tone(img: Image.Image, masks: dict[str, np.ndarray]) -> Image.Image:
+        return skin_toned(img, masks["skin"], lightness, share)
+
+    return _each_toned(styles, style_faces, style_sets, tone)
 
 
 def _in_hair_colour(
@@ -334,14 +330,29 @@ def _in_hair_colour(
     without a face has no hair to tone."""
     if share <= 0:
         return styles, style_sets
+
+    def tone(img: Image.Image, masks: dict[str, np.ndarray]) -> Image.Image:
+        return hair_toned(img, masks["hair"], photo, photo_hair, share)
+
+    return _each_toned(styles, style_faces, style_sets, tone)
+
+
+def _each_toned(
+    styles: list[Image.Image],
+    style_faces: list[Face | None],
+    style_sets: list[tuple[dict[str, np.ndarray], Image.Image]],
+    tone: Callable[[Image.Image, dict[str, np.ndarray]], Image.Image],
+) -> tuple[list[Image.Image], list[tuple[dict[str, np.ndarray], Image.Image]]]:
+    """Each style picture with a face through `tone(picture, its masks)`, at full size and on its small copy (the
+    masks fit both); a style picture without a face as it is."""
     toned, toned_sets = [], []
     for img, face, (masks, small) in zip(styles, style_faces, style_sets):
         if face is None:
             toned.append(img)
             toned_sets.append((masks, small))
             continue
-        toned.append(hair_toned(img, masks["hair"], photo, photo_hair, share))
-        toned_sets.append((masks, hair_toned(small, masks["hair"], photo, photo_hair, share)))
+        toned.append(tone(img, masks))
+        toned_sets.append((masks, tone(small, masks)))
     return toned, toned_sets
 
 
