@@ -193,7 +193,8 @@ def stylize_portrait(
 
     if len(chosen) > 1 or needs_crop(chosen[0], content_img, several=False):
         # The whole picture's hair in the style's hair palette, less so as the person's own hair colour is kept.
-        hair = hair_colours(style_imgs[0], style_faces[0], config.region_colors * (1 - config.hair_tone))
+        strength = config.region_colors * (1 - config.hair_tone)
+        hair = hair_colours(style_imgs[0], style_faces[0], strength) if strength > 0 else None
         yield from paint_faces(content_img, style_imgs, chosen, config, paint_one, backbone, should_stop, note, hair)
         return
     yield from _paint_face(content_img, style_imgs, chosen[0], style_faces, config, backbone, should_stop, note)
