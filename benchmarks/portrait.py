@@ -10,13 +10,19 @@ inside scikit-image's wheel (fetched with `pip download` when the package is mis
 portrait and a full-length one of Joe Biden (the White House, public domain) from the test images of
 face_recognition's source package on PyPI, each with the animated-film face and with the project's own generated
 cartoon face (`examples/content_generated_face.png`). A contact sheet goes to
-benchmarks/out/portrait_contact_sheet.png: photo | plain | portrait | VToonify where one exists.
+benchmarks/out/portrait_contact_sheet.png: photo | plain | portrait | VToonify where one exists; each painted
+picture is also kept whole in benchmarks/out/results/.
 
 Beside look.py's four numbers each row has `face_x`: style_x measured on the middle half of look.py's face crop
 only (brows to chin, cheek to cheek), against the style crop's middle half and relative to the photo's. look.py's
 square also holds what surrounds the face (hair length, the wall, a collar), so a short-haired photo against a
 long-haired style face keeps a high style_x however the face itself is painted; face_x tells the two apart. It is a
 diagnostic, not one of the issue's targets.
+
+`framed_x`, a second diagnostic, keeps look.py's own crop and scale: the result's face square with its outer ring
+(outside the middle half) taken from the style face's square, against the photo's middle in that same ring. It is
+0 for the style and 1 for the photo, like style_x, and tells how much of a style_x is the face and how much is its
+frame (the style face's long hair beside the cheeks, say, where a short-haired photo has a wall).
 
 Targets (issue #13): with the animated-film face, identity <= 0.5, eyes_x >= 1.15, skin_x <= 0.5, style_x <= 0.4 on
 every pair; with Cartoons_00003, identity <= 0.5 and style_x <= 0.5.
@@ -33,6 +39,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import textwrap
 import time
 import zipfile
 from collections import deque
@@ -59,6 +66,7 @@ TARGETS = {
     "cartoon": {"identity": ("<=", 0.5), "style_x": ("<=", 0.5)},
 }
 TILE = 220
+LABEL = 40  # room for two lines of numbers under each tile
 GENERATED_STILL = Path(__file__).resolve().parents[1] / "examples" / "content_generated_face.png"
 SKIMAGE_WHEEL = "scikit-image==0.26.0"
 FACE_RECOGNITION_SDIST = "face_recognition==1.3.0"
@@ -116,6 +124,26 @@ def face_landmarks(look, img: Image.Image) -> np.ndarray | None:
     return np.array([(p.x, p.y) for p in shape.parts()], float)
 
 
+def face_square(look, img: Image.Image) -> Image.Image | None:
+    """The square look.measure crops and measures (1.4 jaw widths around the nose, at look.py's crop size); None
+    where it finds no face."""
+    lm = face_landmarks(look, img)
+    if lm is None:
+        return None
+    half = 0.7 * (lm[16, 0] - lm[0, 0])
+    cx, cy = lm[27:36].mean(0)
+    box = tuple(round(v) for v in (cx - half, cy - half, cx + half, cy + half))
+    return img.convert("RGB").crop(box).resize((look.CROP, look.CROP), Image.Resampling.BICUBIC)
+
+
+def framed_grams(look, square: Image.Image, style_square: Image.Image) -> list:
+    """Gram matrices of `style_square` with its middle half replaced by the middle half of `square`: a face in the
+    style face's frame, for framed_x."""
+    quarter, framed = look.CROP // 4, style_square.copy()
+    framed.paste(square.crop((quarter, quarter, 3 * quarter, 3 * quarter)), (quarter, quarter))
+    return look._grams(framed)
+
+
 def middle_grams(look, img: Image.Image) -> list | None:
     """Gram matrices of the middle half of the face square that look.measure crops (the same detector, landmarks
     and box: 1.4 jaw widths around the nose), enlarged to look.py's crop size; None where it finds no face."""
@@ -131,7 +159,7 @@ def middle_grams(look, img: Image.Image) -> list | None:
 
 def measure(look, p: dict | None, s: dict | None, result: Image.Image) -> dict:
     """look.py's numbers for one result, as its main() computes them (`p`, `s`: look.measure of photo and style,
-    each with its `middle` grams added), and face_x."""
+    each with its `middle` grams and face `square` added), face_x and framed_x."""
     if p is None or s is None:
         return {}
     r = look.measure(result, p["embedding"])
@@ -148,13 +176,19 @@ def measure(look, p: dict | None, s: dict | None, result: Image.Image) -> dict:
     if middle is not None and p.get("middle") is not None and s.get("middle") is not None:
         base_middle = look.style_distance(p["middle"], s["middle"])
         numbers["face_x"] = round(look.style_distance(middle, s["middle"]) / base_middle, 2)
+    square = face_square(look, result)
+    if square is not None and p.get("square") is not None and s.get("square") is not None:
+        style_grams = look._grams(s["square"])
+        base_framed = look.style_distance(framed_grams(look, p["square"], s["square"]), style_grams)
+        framed = look.style_distance(framed_grams(look, square, s["square"]), style_grams)
+        numbers["framed_x"] = round(framed / base_framed, 2)
     return numbers
 
 
 def measure_reference(look, img: Image.Image) -> dict | None:
-    """look.measure of a photo or style picture, with its middle grams for face_x."""
+    """look.measure of a photo or style picture, with its middle grams for face_x and its face square for framed_x."""
     m = look.measure(img)
-    return None if m is None else {**m, "middle": middle_grams(look, img)}
+    return None if m is None else {**m, "middle": middle_grams(look, img), "square": face_square(look, img)}
 
 
 def meets(numbers: dict, targets: dict) -> bool:
@@ -166,21 +200,32 @@ def meets(numbers: dict, targets: dict) -> bool:
 
 
 def label(img: Image.Image, text: str) -> Image.Image:
-    tile = Image.new("RGB", (TILE, TILE + 24), "white")
+    """A contact-sheet tile: the picture, and `text` under it in lines that fit the tile's width."""
+    tile = Image.new("RGB", (TILE, TILE + LABEL), "white")
     small = resize_long_side(img, TILE)
     tile.paste(small, ((TILE - small.width) // 2, (TILE - small.height) // 2))
-    ImageDraw.Draw(tile).text((4, TILE + 5), text, fill="black")
+    ImageDraw.Draw(tile).multiline_text((4, TILE + 4), textwrap.fill(text, TILE // 6 - 1), fill="black")
     return tile
 
 
-def paint(content: Image.Image, style: Image.Image, name: str, size: int) -> tuple[Image.Image, float]:
+def paint(content: Image.Image, style: Image.Image, name: str, size: int, keep_as: str) -> tuple[Image.Image, float]:
+    """The final picture of one run and its seconds; the picture is also kept whole in benchmarks/out/results/
+    (`keep_as`.png), to be looked at at its own size and not only as a contact-sheet tile."""
     start = time.perf_counter()
     frame = deque(stylize(content, style, preset(name, size=size)), maxlen=1)[0]
-    return frame.image, round(time.perf_counter() - start, 1)
+    seconds = round(time.perf_counter() - start, 1)
+    (OUT / "results").mkdir(parents=True, exist_ok=True)
+    frame.image.save(OUT / "results" / f"{keep_as}.png")
+    return frame.image, seconds
+
+
+#: The contact sheet's labels: each number under a short name of its own (their first letters repeat).
+SHORT_NAMES = {"identity": "id", "eyes_x": "eye", "skin_x": "skin", "style_x": "sty", "face_x": "face",
+               "framed_x": "frm", "s": "sec"}
 
 
 def short(numbers: dict) -> str:
-    return " ".join(f"{k[0]}{'' if v is None else v}" for k, v in numbers.items())
+    return " ".join(f"{SHORT_NAMES.get(k, k)}{'' if v is None else v}" for k, v in numbers.items())
 
 
 def main() -> None:
@@ -201,7 +246,8 @@ def main() -> None:
             row: dict = {"photo": photo_name, "style": style_path.name}
             tiles = [label(photo, photo_name)]
             for mode, preset_name in (("plain", "balanced"), ("portrait", "pixar-portrait")):
-                image, seconds = paint(photo, style, preset_name, args.size)
+                keep_as = f"{Path(photo_name).stem}_{style_name}_{mode}"
+                image, seconds = paint(photo, style, preset_name, args.size, keep_as)
                 row[mode] = {**measure(look, photo_look, style_look, image), "s": seconds}
                 tiles.append(label(image, f"{mode}: {short(row[mode])}"))
             row["meets_targets"] = meets(row["portrait"], TARGETS[style_name])
@@ -217,7 +263,8 @@ def main() -> None:
         for photo_name, photo in unseen:
             photo_look = measure_reference(look, photo)
             for (style_name, style_path, style), style_look in zip(stills, still_looks):
-                image, seconds = paint(photo, style, "pixar-portrait", args.size)
+                keep_as = f"{photo_name.split()[0]}_{style_name}"
+                image, seconds = paint(photo, style, "pixar-portrait", args.size, keep_as)
                 row = {"photo": photo_name, "style": style_path.name}
                 row["portrait"] = {**measure(look, photo_look, style_look, image), "s": seconds}
                 row["meets_targets"] = meets(row["portrait"], TARGETS[style_name])
@@ -231,7 +278,7 @@ def main() -> None:
         for stem, style_path in ANCHOR_PAIRS.items():
             photo, style = load_image(ANCHORS / f"{stem}_input.jpg"), load_image(style_path)
             theirs = load_image(ANCHORS / f"{stem}_vtoonify_d.jpg")
-            image, seconds = paint(photo, style, "pixar-portrait", args.size)
+            image, seconds = paint(photo, style, "pixar-portrait", args.size, f"anchor_{stem}")
             p, s = measure_reference(look, photo), measure_reference(look, style)
             row = {
                 "photo": f"anchors/{stem}_input.jpg",
@@ -251,10 +298,10 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     OUT.mkdir(exist_ok=True)
     width = max(len(r) for r in sheet_rows)
-    sheet = Image.new("RGB", (width * TILE, len(sheet_rows) * (TILE + 24)), "white")
+    sheet = Image.new("RGB", (width * TILE, len(sheet_rows) * (TILE + LABEL)), "white")
     for y, tiles in enumerate(sheet_rows):
         for x, tile in enumerate(tiles):
-            sheet.paste(tile, (x * TILE, y * (TILE + 24)))
+            sheet.paste(tile, (x * TILE, y * (TILE + LABEL)))
     sheet.save(OUT / "portrait_contact_sheet.png")
     painted = [r for r in rows if "meets_targets" in r]
     print(f"portrait mode meets the issue's targets on {sum(r['meets_targets'] for r in painted)}/{len(painted)} pairs")
