@@ -124,16 +124,22 @@ def face_landmarks(look, img: Image.Image) -> np.ndarray | None:
     return np.array([(p.x, p.y) for p in shape.parts()], float)
 
 
-def face_square(look, img: Image.Image) -> Image.Image | None:
-    """The square look.measure crops and measures (1.4 jaw widths around the nose, at look.py's crop size); None
-    where it finds no face."""
+def face_crops(look, img: Image.Image) -> tuple[Image.Image, Image.Image] | None:
+    """look.py's face square (1.4 jaw widths around the nose, as look.measure crops it) and its middle half (brows to
+    chin, cheek to cheek), each cut from the picture itself and resized to look.py's crop size, from one landmark
+    fit; None where it finds no face."""
     lm = face_landmarks(look, img)
     if lm is None:
         return None
-    half = 0.7 * (lm[16, 0] - lm[0, 0])
     cx, cy = lm[27:36].mean(0)
-    box = tuple(round(v) for v in (cx - half, cy - half, cx + half, cy + half))
-    return img.convert("RGB").crop(box).resize((look.CROP, look.CROP), Image.Resampling.BICUBIC)
+    rgb = img.convert("RGB")
+
+    def cut(half: float) -> Image.Image:
+        box = tuple(round(v) for v in (cx - half, cy - half, cx + half, cy + half))
+        return rgb.crop(box).resize((look.CROP, look.CROP), Image.Resampling.BICUBIC)
+
+    jaw = lm[16, 0] - lm[0, 0]
+    return cut(0.7 * jaw), cut(0.35 * jaw)
 
 
 def framed_grams(look, square: Image.Image, style_square: Image.Image) -> list:
@@ -142,19 +148,6 @@ def framed_grams(look, square: Image.Image, style_square: Image.Image) -> list:
     quarter, framed = look.CROP // 4, style_square.copy()
     framed.paste(square.crop((quarter, quarter, 3 * quarter, 3 * quarter)), (quarter, quarter))
     return look._grams(framed)
-
-
-def middle_grams(look, img: Image.Image) -> list | None:
-    """Gram matrices of the middle half of the face square that look.measure crops (the same detector, landmarks
-    and box: 1.4 jaw widths around the nose), enlarged to look.py's crop size; None where it finds no face."""
-    lm = face_landmarks(look, img)
-    if lm is None:
-        return None
-    quarter = 0.35 * (lm[16, 0] - lm[0, 0])  # half of look.py's half side
-    cx, cy = lm[27:36].mean(0)
-    box = tuple(round(v) for v in (cx - quarter, cy - quarter, cx + quarter, cy + quarter))
-    middle = img.convert("RGB").crop(box).resize((look.CROP, look.CROP), Image.Resampling.BICUBIC)
-    return look._grams(middle)
 
 
 def measure(look, p: dict | None, s: dict | None, result: Image.Image) -> dict:
@@ -172,23 +165,28 @@ def measure(look, p: dict | None, s: dict | None, result: Image.Image) -> dict:
         "skin_x": round(r["skin"] / p["skin"], 2),
         "style_x": round(look.style_distance(r["grams"], s["grams"]) / base_style, 2),
     }
-    middle = middle_grams(look, result)
-    if middle is not None and p.get("middle") is not None and s.get("middle") is not None:
-        base_middle = look.style_distance(p["middle"], s["middle"])
-        numbers["face_x"] = round(look.style_distance(middle, s["middle"]) / base_middle, 2)
-    square = face_square(look, result)
-    if square is not None and p.get("square") is not None and s.get("square") is not None:
-        style_grams = look._grams(s["square"])
-        base_framed = look.style_distance(framed_grams(look, p["square"], s["square"]), style_grams)
-        framed = look.style_distance(framed_grams(look, square, s["square"]), style_grams)
-        numbers["framed_x"] = round(framed / base_framed, 2)
+    crops = face_crops(look, result)
+    if crops is None or p.get("square") is None or s.get("square") is None:
+        return numbers
+    square, middle = crops
+    base_middle = look.style_distance(p["middle"], s["middle"])
+    numbers["face_x"] = round(look.style_distance(look._grams(middle), s["middle"]) / base_middle, 2)
+    # s["grams"] are look.py's own grams of the style's square, the ring framed_x borrows
+    base_framed = look.style_distance(framed_grams(look, p["square"], s["square"]), s["grams"])
+    framed = look.style_distance(framed_grams(look, square, s["square"]), s["grams"])
+    numbers["framed_x"] = round(framed / base_framed, 2)
     return numbers
 
 
 def measure_reference(look, img: Image.Image) -> dict | None:
-    """look.measure of a photo or style picture, with its middle grams for face_x and its face square for framed_x."""
+    """look.measure of a photo or style picture, with its face square (for framed_x) and the grams of the square's
+    middle (for face_x): `square` and `middle` are None where the benchmark's own fit finds no face."""
     m = look.measure(img)
-    return None if m is None else {**m, "middle": middle_grams(look, img), "square": face_square(look, img)}
+    if m is None:
+        return None
+    crops = face_crops(look, img)
+    square, middle = crops if crops is not None else (None, None)
+    return {**m, "square": square, "middle": None if middle is None else look._grams(middle)}
 
 
 def meets(numbers: dict, targets: dict) -> bool:
